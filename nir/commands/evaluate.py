@@ -1,0 +1,154 @@
+"""``nir evaluate``: Dice/HD95 before and after registration plus regularity, as a long CSV."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nir import metrics
+from nir.errors import NirInputError
+from nir.io import Volume, load_labels, load_volume
+from nir.labels import label_name, parse_label_set
+from nir.tables import write_csv
+
+HELP = ("Score one registered pair: per-structure Dice and HD95 before (moving vs fixed labels, "
+        "affine only) and after (warped vs fixed labels), plus folding %, SDlogJ, runtime and "
+        "memory, written as a long-format CSV.")
+
+COLUMNS = ("pair", "fixed", "moving", "method", "stage", "structure", "label", "metric", "value",
+           "device")
+AFFINE_METHOD = "affine"
+PAIR_LABEL = -1
+PAIR_STRUCTURE = "all"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the ``evaluate`` options."""
+    parser.add_argument("--fixed-labels", required=True, type=Path, metavar="FL",
+                        help="label map of the fixed image")
+    parser.add_argument("--moving-labels", required=True, type=Path, metavar="ML",
+                        help="moving label map on the fixed grid before deformable registration")
+    parser.add_argument("--warped-labels", required=True, type=Path, metavar="WL",
+                        help="moving label map warped onto the fixed grid")
+    parser.add_argument("--jacobian", type=Path, metavar="J",
+                        help="det J map on the fixed grid; required unless --method affine")
+    parser.add_argument("--mask", type=Path, metavar="M",
+                        help="region for folding %% and SDlogJ (default: fixed labels > 0)")
+    parser.add_argument("--summary", type=Path, metavar="S.json",
+                        help="registration summary JSON (seconds, peak_rss_mb, device)")
+    parser.add_argument("--pair", required=True, help="pair ID, e.g. sub-01_to_sub-02")
+    parser.add_argument("--fixed", default="", help="fixed subject name")
+    parser.add_argument("--moving", default="", help="moving subject name")
+    parser.add_argument("--method", required=True, help="method name, e.g. nir or affine")
+    parser.add_argument("--labels-set", default="aseg",
+                        help="'aseg' (main aseg structures, default), 'all' (every label present)"
+                             " or comma-separated IDs like 2,41,17")
+    parser.add_argument("--out", required=True, type=Path, metavar="pair.csv",
+                        help="output CSV, columns: " + ",".join(COLUMNS))
+
+
+def _read_summary(path: Path | None) -> dict:
+    if path is None:
+        return {}
+    try:
+        summary = json.loads(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise NirInputError(path, "file does not exist") from exc
+    except (OSError, ValueError) as exc:
+        raise NirInputError(path, f"unreadable as JSON ({exc})") from exc
+    if not isinstance(summary, dict):
+        raise NirInputError(path, "expected a JSON object")
+    return summary
+
+
+def _number(summary: dict, key: str, path: Path | None) -> float:
+    value = summary.get(key)
+    if value is None:
+        return float("nan")
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise NirInputError(path, f"{key!r} is not a number: {value!r}") from exc
+
+
+def _same_grid(path: Path, shape: tuple[int, ...], fixed: Volume) -> None:
+    if tuple(shape) != fixed.shape:
+        raise NirInputError(path, f"shape {tuple(shape)} differs from the fixed labels' shape "
+                                  f"{fixed.shape} ({fixed.path})")
+
+
+def _regularity(args: argparse.Namespace, fixed: Volume) -> tuple[float, float]:
+    """(folding %, SDlogJ) of the deformation inside the mask."""
+    if args.jacobian is None:
+        if args.method != AFFINE_METHOD:
+            raise NirInputError("--jacobian", f"required for method {args.method!r} "
+                                              f"(only '{AFFINE_METHOD}' may omit it)")
+        return 0.0, 0.0  # an affine-only result has no deformation: det J = 1 everywhere
+    detj = load_volume(args.jacobian)
+    _same_grid(args.jacobian, detj.shape, fixed)
+    if args.mask is not None:
+        mask_vol = load_labels(args.mask)
+        _same_grid(args.mask, mask_vol.shape, fixed)
+        mask = mask_vol.data.numpy() > 0
+    else:
+        mask = fixed.data.numpy() > 0
+    detj_np = detj.data.numpy()
+    return metrics.folding_percent(detj_np, mask), metrics.sdlogj(detj_np, mask)
+
+
+def _stage_rows(stage: str, fixed: np.ndarray, other: np.ndarray, labels: list[int],
+                spacing: np.ndarray) -> list[tuple]:
+    dice = metrics.dice_per_label(other, fixed, labels)
+    hd = metrics.hd95_per_label(other, fixed, labels, spacing)
+    rows = []
+    for label in labels:
+        rows.append((stage, label_name(label), label, "dice", dice[label]))
+        rows.append((stage, label_name(label), label, "hd95", hd[label]))
+    rows.append((stage, PAIR_STRUCTURE, PAIR_LABEL, "mean_dice", metrics.mean_dice(dice)))
+    rows.append((stage, PAIR_STRUCTURE, PAIR_LABEL, "mean_hd95", metrics.mean_finite(hd.values())))
+    return rows
+
+
+def evaluate(args: argparse.Namespace) -> pd.DataFrame:
+    """All rows of one pair's evaluation, in the documented column order."""
+    fixed = load_labels(args.fixed_labels)
+    moving = load_labels(args.moving_labels, like=fixed)
+    warped = load_labels(args.warped_labels, like=fixed)
+    summary = _read_summary(args.summary)
+    folding, sdlogj = _regularity(args, fixed)
+    fixed_np, moving_np, warped_np = (v.data.numpy() for v in (fixed, moving, warped))
+    present = np.union1d(np.unique(fixed_np), np.unique(moving_np))
+    labels = parse_label_set(args.labels_set, present.tolist())
+    if not np.isin(labels, present).any():
+        raise NirInputError("--labels-set", f"none of {labels} occurs in {fixed.path} or "
+                                            f"{moving.path}")
+
+    rows = _stage_rows("before", fixed_np, moving_np, labels, fixed.spacing)
+    rows += [("before", PAIR_STRUCTURE, PAIR_LABEL, "folding_percent", 0.0),
+             ("before", PAIR_STRUCTURE, PAIR_LABEL, "sdlogj", 0.0)]
+    rows += _stage_rows("after", fixed_np, warped_np, labels, fixed.spacing)
+    rows += [("after", PAIR_STRUCTURE, PAIR_LABEL, "folding_percent", folding),
+             ("after", PAIR_STRUCTURE, PAIR_LABEL, "sdlogj", sdlogj),
+             ("after", PAIR_STRUCTURE, PAIR_LABEL, "seconds",
+              _number(summary, "seconds", args.summary)),
+             ("after", PAIR_STRUCTURE, PAIR_LABEL, "peak_rss_mb",
+              _number(summary, "peak_rss_mb", args.summary))]
+    device = str(summary.get("device") or "")
+    frame = pd.DataFrame(rows, columns=["stage", "structure", "label", "metric", "value"])
+    frame.insert(0, "pair", args.pair)
+    frame.insert(1, "fixed", args.fixed)
+    frame.insert(2, "moving", args.moving)
+    frame.insert(3, "method", args.method)
+    frame["device"] = device
+    return frame[list(COLUMNS)]
+
+
+def run(args: argparse.Namespace) -> None:
+    """Evaluate one pair and write its CSV."""
+    if not args.pair.strip() or not args.method.strip():
+        raise NirInputError("--pair/--method", "must be non-empty")
+    write_csv(evaluate(args), args.out)

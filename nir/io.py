@@ -1,0 +1,144 @@
+"""NIfTI/MGH reading, validation and atomic writing; data never travels without its affine."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+
+from nir.errors import NirInputError
+
+AFFINE_ATOL_MM = 1e-3
+
+
+@dataclass
+class Volume:
+    """A 3D image: float32 tensor in nibabel (i, j, k) voxel order, with its voxel-to-RAS affine."""
+
+    data: torch.Tensor
+    affine: np.ndarray
+    header: nib.nifti1.Nifti1Header
+    path: str | None = None
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.data.shape)  # type: ignore[return-value]
+
+    @property
+    def spacing(self) -> np.ndarray:
+        """Voxel size in mm along i, j, k."""
+        return np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0))
+
+
+def _read(path: str | Path) -> nib.spatialimages.SpatialImage:
+    path = Path(path)
+    if not path.exists():
+        raise NirInputError(path, "file does not exist")
+    try:
+        img = nib.load(str(path))
+        img.get_fdata(dtype=np.float32)  # force a full read so truncated files fail here
+    except Exception as exc:  # nibabel raises many types for corrupt files
+        raise NirInputError(path, f"unreadable as NIfTI/MGH ({type(exc).__name__}: {exc})") from exc
+    return img
+
+
+def _as_3d(img: nib.spatialimages.SpatialImage, path: str | Path) -> np.ndarray:
+    data = np.asarray(img.dataobj)
+    while data.ndim > 3 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise NirInputError(path, f"expected a 3D volume, got shape {tuple(img.shape)}")
+    if min(data.shape) < 2:
+        raise NirInputError(path, f"expected a 3D volume, got shape {tuple(img.shape)}")
+    return data
+
+
+def _nifti_header(img: nib.spatialimages.SpatialImage) -> nib.nifti1.Nifti1Header:
+    if isinstance(img, nib.Nifti1Image):
+        return img.header.copy()
+    return nib.Nifti1Image(np.zeros((2, 2, 2), np.float32), img.affine).header
+
+
+def load_volume(path: str | Path) -> Volume:
+    """Read an intensity image; reject unreadable, non-3D, non-finite or all-zero files."""
+    img = _read(path)
+    arr = _as_3d(img, path)
+    data = np.asarray(img.get_fdata(dtype=np.float32)).reshape(arr.shape)
+    if not np.isfinite(data).all():
+        raise NirInputError(path, f"contains {int((~np.isfinite(data)).sum())} NaN/Inf voxels")
+    if not np.any(data):
+        raise NirInputError(path, "image is all zero (empty)")
+    return Volume(torch.from_numpy(np.ascontiguousarray(data)), img.affine.astype(np.float64),
+                  _nifti_header(img), str(path))
+
+
+def load_labels(path: str | Path, like: Volume | None = None) -> Volume:
+    """Read an integer label map; if ``like`` is given its shape and affine must match."""
+    img = _read(path)
+    arr = _as_3d(img, path)
+    data = np.asarray(img.get_fdata(dtype=np.float32)).reshape(arr.shape)
+    if not np.isfinite(data).all():
+        raise NirInputError(path, "label map contains NaN/Inf voxels")
+    if not np.allclose(data, np.round(data)):
+        raise NirInputError(path, "label map has non-integer values")
+    if not np.any(data):
+        raise NirInputError(path, "label map is all zero (no labels)")
+    if like is not None:
+        if data.shape != like.shape:
+            raise NirInputError(path, f"label shape {data.shape} differs from image shape "
+                                      f"{like.shape} ({like.path})")
+        if not np.allclose(img.affine, like.affine, atol=AFFINE_ATOL_MM):
+            raise NirInputError(path, f"label affine differs from the image affine ({like.path})")
+    labels = torch.from_numpy(np.round(data).astype(np.int64))
+    return Volume(labels, img.affine.astype(np.float64), _nifti_header(img), str(path))
+
+
+def atomic_path(path: str | Path) -> tuple[Path, Path]:
+    """A temporary sibling of ``path`` with the same suffixes, and the final path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(path.suffixes) or ".tmp"
+    stem = path.name.split(".")[0]
+    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    return Path(tmp), path
+
+
+def commit(tmp: Path, final: Path) -> None:
+    """Move a finished temporary file into place (atomic on one filesystem)."""
+    os.replace(tmp, final)
+
+
+def save_volume(data: np.ndarray | torch.Tensor, affine: np.ndarray, path: str | Path,
+                header: nib.nifti1.Nifti1Header | None = None, dtype: type | None = None,
+                intent: str | None = None) -> Path:
+    """Write ``data`` with ``affine`` (and the reference ``header``) atomically."""
+    if isinstance(data, torch.Tensor):
+        data = data.detach().cpu().numpy()
+    data = np.asarray(data)
+    if dtype is not None:
+        data = data.astype(dtype)
+    hdr = header.copy() if header is not None else None
+    img = nib.Nifti1Image(data, affine, header=hdr)
+    img.set_data_dtype(data.dtype)
+    img.header.set_xyzt_units("mm", "sec")
+    if intent is not None:
+        img.header.set_intent(intent)
+    sform_code = int(hdr["sform_code"]) if hdr is not None and int(hdr["sform_code"]) > 0 else 1
+    img.set_sform(affine, code=sform_code)
+    img.set_qform(affine, code=sform_code)
+    if data.dtype.kind == "f":
+        img.header.set_slope_inter(1.0, 0.0)
+    tmp, final = atomic_path(path)
+    try:
+        nib.save(img, str(tmp))
+        commit(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return final

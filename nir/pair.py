@@ -1,0 +1,88 @@
+"""Register one pair of files and write the ANTs-style outputs under a prefix."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nir.displacement import save_warp
+from nir.io import load_labels, load_volume, save_volume
+from nir.jacobian import jacobian_determinant_map
+from nir.params import RegistrationParams
+from nir.register import register
+from nir.summary import peak_device_mb, peak_rss_mb, versions, write_json
+from nir.warp import moving_coordinates, warp_image, warp_labels
+
+LOSS_CURVE_POINTS = 200
+
+
+def output_paths(prefix: str | Path, with_labels: bool) -> dict[str, Path]:
+    """The files ``nir register`` writes for ``prefix``."""
+    p = str(prefix)
+    paths = {"warped": Path(f"{p}_warped.nii.gz"), "warp": Path(f"{p}_warp.nii.gz"),
+             "jacobian": Path(f"{p}_jacobian.nii.gz"), "summary": Path(f"{p}_summary.json")}
+    if with_labels:
+        paths["warped_labels"] = Path(f"{p}_warped_labels.nii.gz")
+    return paths
+
+
+def _thin(curve: list[float]) -> list[float]:
+    step = max(1, len(curve) // LOSS_CURVE_POINTS)
+    return [round(v, 6) for v in curve[::step]]
+
+
+def register_files(fixed: str | Path, moving: str | Path, out_prefix: str | Path,
+                   params: RegistrationParams, moving_labels: str | Path | None = None,
+                   seed: int = 0, device: torch.device | str = "cpu",
+                   progress: bool = True) -> dict[str, Any]:
+    """Validate inputs, register, write warped image/labels, warp, det J and summary JSON.
+
+    All inputs are read and checked before any output is written; each output is written
+    atomically, the summary last, so a present summary means a complete result.
+    """
+    start = time.perf_counter()
+    device = torch.device(device)
+    fixed_v = load_volume(fixed)
+    moving_v = load_volume(moving)
+    labels_v = load_labels(moving_labels, like=moving_v) if moving_labels else None
+    result = register(fixed_v, moving_v, params, seed=seed, device=device, progress=progress)
+    paths = output_paths(out_prefix, labels_v is not None)
+    t0 = time.perf_counter()
+    disp = result.displacement
+    coords = moving_coordinates(disp, fixed_v.affine, moving_v.shape, moving_v.affine)
+    hdr = fixed_v.header
+    save_volume(warp_image(moving_v.data.to(device), coords), fixed_v.affine, paths["warped"],
+                header=hdr, dtype=np.float32)
+    if labels_v is not None:
+        warped = warp_labels(labels_v.data.to(device), coords, params.label_interpolation)
+        save_volume(warped.to(torch.int32), fixed_v.affine, paths["warped_labels"], header=hdr,
+                    dtype=np.int32)
+    save_warp(disp, fixed_v.affine, paths["warp"], header=hdr)
+    detj = jacobian_determinant_map(disp, fixed_v.affine)
+    save_volume(detj, fixed_v.affine, paths["jacobian"], header=hdr, dtype=np.float32)
+    brain = fixed_v.data.to(device) > 0
+    summary = {
+        "fixed": str(fixed), "moving": str(moving),
+        "moving_labels": None if moving_labels is None else str(moving_labels),
+        "outputs": {k: str(v) for k, v in paths.items()},
+        "mode": params.mode, "sampler": params.sampler, "seed": seed,
+        "device": str(device), "threads": torch.get_num_threads(),
+        "parameters": params.to_dict(),
+        "seconds": round(time.perf_counter() - start, 3),
+        "seconds_by_stage": {**{k: round(v, 3) for k, v in result.seconds.items()},
+                             "write_outputs": round(time.perf_counter() - t0, 3)},
+        "seconds_by_part": {phase: {k: round(v, 3) for k, v in log.seconds.items()}
+                            for phase, log in result.phases.items()},
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "peak_device_mb": peak_device_mb(device),
+        "folding_percent_foreground": round(100.0 * float((detj[brain] <= 0).float().mean()), 5),
+        "loss_curve": {phase: _thin(log.loss) for phase, log in result.phases.items()},
+        "iterations_run": {phase: len(log.loss) for phase, log in result.phases.items()},
+        "versions": versions(),
+    }
+    write_json(summary, paths["summary"])
+    return summary

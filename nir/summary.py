@@ -1,0 +1,53 @@
+"""Provenance for outputs: package versions, peak memory and JSON writing."""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nir.io import atomic_path, commit
+
+PACKAGES = ("nir-cohort", "torch", "torchdiffeq", "nibabel", "numpy", "scipy")
+
+
+def versions() -> dict[str, str]:
+    """Versions of python and the packages that decide a result."""
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB."""
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / 1024.0 if sys.platform != "darwin" else kb / 2**20
+
+
+def peak_device_mb(device: torch.device) -> float | None:
+    """Peak CUDA memory allocated by torch, in MB (None on the CPU)."""
+    if device.type != "cuda":
+        return None
+    return torch.cuda.max_memory_allocated(device) / 2**20
+
+
+def write_json(data: dict[str, Any], path: str | Path) -> Path:
+    """Write ``data`` as indented JSON, atomically."""
+    tmp, final = atomic_path(path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        commit(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return final

@@ -1,0 +1,32 @@
+"""Shared fixtures: tiny NIfTI writers and the location of the real cohort."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+SHARED_COHORT = Path(__file__).resolve().parents[2] / "shared" / "data" / "fs-cohort"
+
+
+@pytest.fixture
+def write_nifti(tmp_path: Path):
+    """Write an array with an affine to tmp_path/name and return the path."""
+
+    def _write(name: str, data: np.ndarray, affine: np.ndarray | None = None) -> Path:
+        path = tmp_path / name
+        nib.save(nib.Nifti1Image(np.asarray(data), np.eye(4) if affine is None else affine),
+                 str(path))
+        return path
+
+    return _write
+
+
+@pytest.fixture(scope="session")
+def real_cohort() -> Path:
+    """The six-subject FreeSurfer cohort in ../shared, or skip."""
+    if not SHARED_COHORT.exists():
+        pytest.skip(f"real data absent: {SHARED_COHORT} (../shared/data/fs-cohort) not found")
+    return SHARED_COHORT

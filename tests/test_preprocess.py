@@ -1,0 +1,143 @@
+"""Tests of ``nir preprocess``: affine recovery, real brain masks, and bad-input handling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from scipy.linalg import polar
+from scipy.spatial.transform import Rotation
+
+from nir.cli import main
+from nir.preprocess.affine import register_affine
+from nir.preprocess.resample import resample_image, resample_labels
+from nir.preprocess.template import load_template
+from nir.preprocess.transform_files import read_affine_text
+
+DATA = Path(__file__).resolve().parents[2] / "shared/data/fs-cohort"
+
+
+def _downsampled_template(step: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    tpl = load_template()
+    affine = tpl.affine.copy()
+    affine[:3, :3] *= step
+    return tpl.image[::step, ::step, ::step], tpl.mask[::step, ::step, ::step], affine
+
+
+def _known_affine() -> np.ndarray:
+    """Template world -> 'native' world: 10 degree rotation, 5 % scaling, 5 mm shift."""
+    m = np.eye(4)
+    m[:3, :3] = Rotation.from_euler("xyz", [10, -6, 4], degrees=True).as_matrix() * 1.05
+    m[:3, 3] = [5.0, -3.0, 2.0]
+    return m
+
+
+def test_synthetic_affine_is_recovered_within_1mm():
+    fixed, mask, affine = _downsampled_template()
+    truth = _known_affine()
+    # moving(y) = fixed(truth^-1 y): the moving image is the template carried by ``truth``.
+    moving = resample_image(fixed, affine, np.linalg.inv(truth), fixed.shape, affine)
+    result = register_affine(fixed, affine, mask, moving, affine)
+    brain = np.argwhere(mask).astype(float)
+    world = np.c_[brain, np.ones(len(brain))] @ affine.T
+    error = np.linalg.norm(world @ (result.matrix - truth).T, axis=1)
+    assert error.max() < 1.0, f"max point error {error.max():.2f} mm"
+    residual, _ = polar(result.matrix[:3, :3] @ np.linalg.inv(truth[:3, :3]))
+    assert np.degrees(Rotation.from_matrix(residual).magnitude()) < 1.0
+    assert result.ncc > 0.95
+
+
+def test_label_resampling_matches_one_hot_argmax():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, size=(12, 13, 14))
+    affine = np.diag([1.0, 1.2, 0.9, 1.0])
+    to_native = _known_affine()
+    to_native[:3, 3] = [0.4, 0.3, -0.2]
+    grid = np.eye(4)
+    grid[:3, 3] = [2.0, 2.0, 2.0]
+    out = resample_labels(labels, affine, to_native, (8, 9, 10), grid)
+    scores = np.stack([resample_image((labels == v).astype(np.float32), affine, to_native,
+                                      (8, 9, 10), grid) for v in range(4)])
+    expected = scores.argmax(axis=0)
+    inside = scores.sum(axis=0) > 0.999  # all 8 neighbours inside: no zero padding involved
+    assert inside.mean() > 0.5
+    assert (out == expected)[inside].mean() > 0.999
+    assert set(np.unique(out)) <= {0, 1, 2, 3}
+
+
+def _subject(sub: str = "sub-03") -> dict[str, Path]:
+    if not DATA.exists():
+        pytest.skip("real data ../shared/data/fs-cohort absent")
+    fs = DATA / "derivatives/freesurfer" / sub / "anat"
+    return {"t1w": DATA / sub / "anat" / f"{sub}_T1w.nii.gz",
+            "brain": fs / f"{sub}_desc-brain_T1w.nii.gz",
+            "aseg": fs / f"{sub}_desc-aseg_dseg.nii.gz"}
+
+
+def test_real_subject_mask_dice_and_outputs(tmp_path):
+    files = _subject()
+    prefix = tmp_path / "sub-03"
+    status = main(["preprocess", "--t1w", str(files["t1w"]), "--labels", str(files["aseg"]),
+                   "--out", str(prefix), "--device", "cpu"])
+    assert status == 0
+    mask_img = nib.load(f"{prefix}_brainmask.nii.gz")
+    t1w_img = nib.load(files["t1w"])
+    assert mask_img.get_data_dtype() == np.uint8
+    assert np.allclose(mask_img.affine, t1w_img.affine)
+    mask = np.asarray(mask_img.dataobj) > 0
+    ref = np.asarray(nib.load(files["brain"]).dataobj) > 0
+    dice = 2 * (mask & ref).sum() / (mask.sum() + ref.sum())
+    assert dice >= 0.95, f"mask Dice {dice:.3f}"
+    preproc = nib.load(f"{prefix}_preproc.nii.gz")
+    assert preproc.shape == (160, 192, 224)
+    data = preproc.get_fdata()
+    assert data.min() >= 0 and data.max() <= 1 and data.max() > 0.9
+    labels = np.asarray(nib.load(f"{prefix}_labels.nii.gz").dataobj)
+    assert {2, 17, 41, 53} <= set(np.unique(labels))
+    matrix = read_affine_text(f"{prefix}_affine.txt")
+    assert abs(np.linalg.det(matrix[:3, :3]) - 1) < 0.5
+    itk = Path(f"{prefix}_affine_itk.txt").read_text()
+    assert itk.startswith("#Insight Transform File V1.0")
+    assert Path(f"{prefix}_qc.png").stat().st_size > 10_000
+    assert Path(f"{prefix}_summary.json").exists()
+
+
+def _write(path: Path, data: np.ndarray, affine: np.ndarray | None = None) -> Path:
+    nib.save(nib.Nifti1Image(data, np.eye(4) if affine is None else affine), str(path))
+    return path
+
+
+def _brain_like(shape: tuple[int, int, int] = (20, 22, 24)) -> np.ndarray:
+    idx = np.indices(shape).astype(float)
+    centre = (np.array(shape)[:, None, None, None] - 1) / 2
+    return (((idx - centre) ** 2).sum(axis=0) < 64).astype(np.float32) * 100
+
+
+@pytest.mark.parametrize("case", ["unreadable", "4d", "nan", "zeros", "label_shape"])
+def test_bad_input_gives_status_2_and_no_outputs(tmp_path, capsys, case):
+    good = _write(tmp_path / "good.nii.gz", _brain_like())
+    args = ["preprocess", "--out", str(tmp_path / "out" / "s"), "--t1w", str(good)]
+    if case == "unreadable":
+        bad = tmp_path / "bad.nii.gz"
+        bad.write_bytes(b"not a nifti at all")
+        args[-1] = str(bad)
+    elif case == "4d":
+        bad = _write(tmp_path / "bad.nii.gz", np.ones((5, 5, 5, 3), np.float32))
+        args[-1] = str(bad)
+    elif case == "nan":
+        data = _brain_like()
+        data[3, 3, 3] = np.nan
+        bad = _write(tmp_path / "bad.nii.gz", data)
+        args[-1] = str(bad)
+    elif case == "zeros":
+        bad = _write(tmp_path / "bad.nii.gz", np.zeros((10, 10, 10), np.float32))
+        args[-1] = str(bad)
+    else:
+        bad = _write(tmp_path / "bad.nii.gz", np.ones((5, 6, 7), np.int16))
+        args += ["--labels", str(bad)]
+    assert main(args) == 2
+    assert str(bad) in capsys.readouterr().err
+    out_dir = tmp_path / "out"
+    assert not out_dir.exists() or not any(out_dir.iterdir())

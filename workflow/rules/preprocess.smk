@@ -1,0 +1,41 @@
+# One job per subject: results/preprocess/{subject}/{subject}_preproc.nii.gz and _labels.nii.gz.
+if config["preprocessed"]:
+
+    rule copy_preprocessed:
+        input:
+            t1w=lambda wc: SUBJECTS[wc.subject].t1w,
+            labels=lambda wc: SUBJECTS[wc.subject].labels,
+        output:
+            image=preproc("{subject}"),
+            labels=preproc_labels("{subject}"),
+        log:
+            f"{R}/logs/copy_preprocessed/{{subject}}.log",
+        shell:
+            "(cp {input.t1w} {output.image} && cp {input.labels} {output.labels}) > {log} 2>&1"
+
+else:
+
+    rule preprocess:
+        input:
+            t1w=lambda wc: SUBJECTS[wc.subject].t1w,
+            labels=lambda wc: SUBJECTS[wc.subject].labels,
+        output:
+            image=preproc("{subject}"),
+            labels=preproc_labels("{subject}"),
+            brainmask=f"{R}/preprocess/{{subject}}/{{subject}}_brainmask.nii.gz",
+            affine=f"{R}/preprocess/{{subject}}/{{subject}}_affine.txt",
+            summary=f"{R}/preprocess/{{subject}}/{{subject}}_summary.json",
+            qc=report(
+                f"{R}/preprocess/{{subject}}/{{subject}}_qc.png",
+                category="Preprocessing",
+                labels={"subject": "{subject}"},
+                caption="../report/preprocess_qc.rst",
+            ),
+        params:
+            prefix=f"{R}/preprocess/{{subject}}/{{subject}}",
+            options=preprocess_options(),
+        log:
+            f"{R}/logs/preprocess/{{subject}}.log",
+        shell:
+            "nir preprocess --t1w {input.t1w} --labels {input.labels} --out {params.prefix}"
+            " {params.options} > {log} 2>&1"

@@ -1,0 +1,49 @@
+# Cohort tables, figures and QC panels; each is marked for `snakemake --report`.
+
+rule tables:
+    input:
+        metrics_csvs(),
+    output:
+        [table_output(name) for name in TABLES],
+    params:
+        out_dir=folder_of("output"),
+    log:
+        f"{R}/logs/tables/tables.log",
+    script:
+        "../scripts/tables.py"
+
+
+rule figures:
+    input:
+        [f"{R}/tables/{name}" for name in TABLES],
+    output:
+        [figure_output(name, ext) for name in FIGURES for ext in ("png", "svg")],
+    params:
+        tables=folder_of("input"),
+        out_dir=folder_of("output"),
+    log:
+        f"{R}/logs/figures/figures.log",
+    shell:
+        "nir figures --tables {params.tables} --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule qc_panel:
+    input:
+        fixed=preproc("{fixed}"),
+        moving=preproc("{moving}"),
+        warped=registered("warped"),
+        jacobian=registered("jacobian"),
+        warp=registered("warp"),
+    output:
+        report(
+            f"{R}/figures/qc/{{method}}/{PAIR}.png",
+            category="QC panels",
+            subcategory="{method}",
+            labels={"method": "{method}", "pair": PAIR},
+            caption="../report/qc_panel.rst",
+        ),
+    log:
+        f"{R}/logs/qc_panel/{{method}}/{PAIR}.log",
+    shell:
+        "nir figures --qc {input.fixed} {input.moving} {input.warped} {input.jacobian}"
+        " {input.warp} {output} > {log} 2>&1"
