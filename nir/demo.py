@@ -3,10 +3,10 @@
 Each subject is the template seen through a random pose (rotation, translation, scale about the
 brain centre) followed by a smooth diffeomorphic deformation (a Gaussian-smoothed random velocity
 field integrated by scaling and squaring), then a smooth multiplicative bias field and Rician
-noise inside the brain (the template is skull-stripped, so are the subjects).  The label map
-(FreeSurfer-like IDs derived from the tissue probability maps) follows the
-same mapping with nearest-neighbour sampling, so it stays a valid label map.  Everything is
-deterministic given the seed; subject ``i`` does not depend on how many subjects are made.
+noise inside the brain (the template is skull-stripped, and so are the subjects).  The label map
+(FreeSurfer-like IDs derived from the tissue probability maps) follows the same mapping with
+nearest-neighbour sampling, so it stays a valid label map.  Everything is deterministic given
+the seed; subject ``i`` does not depend on how many subjects are made.
 """
 
 from __future__ import annotations

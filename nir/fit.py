@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from nir.fields import NeuralField
 from nir.geometry import apply_matrix, sample
 from nir.losses import folding_penalty, global_ncc, jacobian_determinant, local_ncc
 from nir.params import RegistrationParams
@@ -46,7 +47,13 @@ def iteration_loss(model: nn.Module, batch: Batch, ctx: FitContext, params: Regi
                    log: FitLog) -> torch.Tensor:
     """Similarity + folding penalty on one batch of samples."""
     with log.timed("field"):
-        phi = model(apply_matrix(ctx.field_from_voxel, batch.points))
+        x = apply_matrix(ctx.field_from_voxel, batch.points)
+        if batch.lattice_norm_from_voxel is not None and isinstance(model, NeuralField):
+            norm_from_field = batch.lattice_norm_from_voxel @ torch.linalg.inv(
+                ctx.field_from_voxel)
+            phi = model.integrate_on_lattice(x[0], norm_from_field)[None]
+        else:
+            phi = model(x)
     with log.timed("interpolation"):
         warped = sample(ctx.moving, apply_matrix(ctx.moving_norm_from_field, phi))
         warped = warped.movedim(0, 1)

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from nir.jacobian import jacobian_determinant_map
+
 LOGJ_CLIP = 1e-9
 HD_PERCENTILE = 95.0
 
@@ -124,17 +126,13 @@ def hd95_per_label(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor,
 def jacobian_determinant(disp_vox: np.ndarray | torch.Tensor) -> np.ndarray:
     """det J of x -> x + u(x) for a displacement ``u`` of shape (I, J, K, 3) in voxel units.
 
-    Component ``u[..., c]`` is the displacement along voxel axis c.  Derivatives are central
-    differences (``np.gradient``; one-sided at the border).
+    Component ``u[..., c]`` is the displacement along voxel axis c; central differences,
+    one-sided at the border (:func:`nir.jacobian.jacobian_determinant_map` on a unit grid).
     """
-    u = _numpy(disp_vox).astype(np.float64)
+    u = torch.as_tensor(_numpy(disp_vox), dtype=torch.float64)
     if u.ndim != 4 or u.shape[-1] != 3:
-        raise ValueError(f"expected a displacement of shape (I, J, K, 3), got {u.shape}")
-    jac = np.empty((*u.shape[:3], 3, 3))
-    for c in range(3):
-        for d, grad in enumerate(np.gradient(u[..., c], axis=(0, 1, 2))):
-            jac[..., c, d] = grad + (1.0 if c == d else 0.0)
-    return np.linalg.det(jac)
+        raise ValueError(f"expected a displacement of shape (I, J, K, 3), got {tuple(u.shape)}")
+    return jacobian_determinant_map(u, np.eye(4)).numpy()
 
 
 def _masked(detj: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor | None) -> np.ndarray:

@@ -15,59 +15,50 @@ from nir.errors import NirInputError
 
 MODES = ("displacement", "velocity")
 SAMPLERS = ("random", "downsize", "minipatch", "hybrid")
+ODE_METHODS = ("euler", "midpoint", "heun3", "rk4")
 
 
 @dataclass
 class RegistrationParams:
-    """Parameters of one NIR registration (defaults tuned on real 1 mm brain pairs, 2 CPU cores).
+    """Parameters of one NIR registration; defaults tuned on real 1 mm brain pairs on 2 CPU cores.
 
-    Field: ``mode`` displacement|velocity; ``fourier_features`` m random frequencies with std
-    ``fourier_sigma`` (cycles per field unit = half the largest image extent); SIREN of
-    ``hidden`` x ``layers`` (the hybrid residual NF2 uses ``fine_fourier_sigma``), with frequency factors ``omega0`` (first) and ``omega0_hidden``;
-    the network output times ``output_scale`` is the displacement (or velocity) in field units.
-    Velocity mode integrates with torchdiffeq ``ode_method`` in ``ode_steps`` fixed steps.
-    Sampling: ``sampler`` random|downsize|minipatch|hybrid; ``iterations`` (phase 2 when hybrid),
-    ``coarse_iterations`` (hybrid phase 1 with the downsize sampler); ``downsize_stride`` in
-    voxels (images are Gaussian-blurred to that scale first); ``patches`` cubes of
-    ``patch_size`` voxels for minipatch; ``random_points`` for random.
-    Loss: local NCC over ``ncc_window``-voxel cubes (on the sampled grid), plus
-    ``folding_weight`` x mean ReLU(-det J) plus ``volume_weight`` x mean |1 - det J|.
-    Optimiser: Adam at ``lr``, decayed exponentially to ``lr * lr_final_ratio``; stops early
-    when the loss improves by less than ``plateau_tolerance`` over ``plateau_patience``
-    iterations (0 disables). Inference: ``chunk_points`` points per batch, bounded memory; the
-    field is evaluated every ``inference_stride`` voxels and its displacement upsampled
-    trilinearly (1 = every voxel);
-    labels warped with ``label_interpolation`` onehot|nearest.
+    "Field units": one unit is half the largest extent of the fixed image, in mm (so about
+    112 mm for a 160x192x224 mm box); see :mod:`nir.frame`.
     """
 
-    mode: str = "displacement"
-    sampler: str = "hybrid"
-    iterations: int = 200
-    coarse_iterations: int = 200
-    lr: float = 3e-3
-    lr_final_ratio: float = 0.1
-    fourier_features: int = 64
-    fourier_sigma: float = 1.0
-    fine_fourier_sigma: float = 4.0
-    hidden: int = 64
-    layers: int = 3
-    omega0: float = 1.0
-    omega0_hidden: float = 1.0
-    output_scale: float = 0.1
-    ode_method: str = "rk4"
-    ode_steps: int = 4
-    downsize_stride: int = 4
-    patches: int = 8
-    patch_size: int = 16
-    random_points: int = 8192
-    ncc_window: int = 5
-    folding_weight: float = 1.0
-    volume_weight: float = 0.0
-    plateau_patience: int = 0
-    plateau_tolerance: float = 1e-4
-    chunk_points: int = 262144
-    inference_stride: int = 2
-    label_interpolation: str = "onehot"
+    # --- field ---------------------------------------------------------------------------
+    mode: str = "displacement"  # displacement | velocity (stationary, integrated by torchdiffeq)
+    fourier_features: int = 64  # m random Fourier frequencies (encoding width 2m)
+    fourier_sigma: float = 1.0  # std of the frequencies of NF1, cycles per field unit
+    fine_fourier_sigma: float = 4.0  # the same for the hybrid residual field NF2
+    hidden: int = 64  # width of each SIREN layer
+    layers: int = 3  # number of sine layers
+    omega0: float = 1.0  # SIREN frequency factor of the first sine layer
+    omega0_hidden: float = 1.0  # SIREN frequency factor of the other sine layers
+    output_scale: float = 0.1  # network output x this = displacement/velocity, field units
+    ode_method: str = "rk4"  # torchdiffeq fixed-step solver (velocity mode)
+    ode_steps: int = 1  # solver steps over t in [0, 1] (velocity mode)
+    # --- sampling ------------------------------------------------------------------------
+    sampler: str = "hybrid"  # random | downsize | minipatch | hybrid
+    coarse_iterations: int = 150  # hybrid phase 1: NF1 with the downsize sampler
+    iterations: int = 150  # hybrid phase 2 (NF2, mini-patches), or all iterations otherwise
+    downsize_spacing_mm: float = 4.0  # strided-grid step in mm (rounded to whole voxels);
+    #                                   images are Gaussian-blurred to that scale first
+    patches: int = 6  # mini-patches per iteration, centred on the fixed foreground
+    patch_size: int = 16  # mini-patch side, voxels
+    random_points: int = 8192  # random sampler: points per iteration (2x2x2 stencils each)
+    # --- loss and optimiser --------------------------------------------------------------
+    ncc_window: int = 5  # local NCC window side, in samples of the sampled grid (odd)
+    folding_weight: float = 1.0  # x mean ReLU(-det J)
+    volume_weight: float = 0.0  # x mean |1 - det J|
+    lr: float = 3e-3  # Adam learning rate
+    lr_final_ratio: float = 0.1  # exponential decay to lr x this at the last iteration
+    plateau_patience: int = 0  # stop after this many iterations without improvement (0: off)
+    plateau_tolerance: float = 1e-4  # improvement of the smoothed loss that counts
+    # --- inference -----------------------------------------------------------------------
+    chunk_points: int = 262144  # field evaluations per batch (bounds memory)
+    inference_stride: int = 2  # evaluate every n voxels, upsample the displacement (1: all)
+    label_interpolation: str = "onehot"  # onehot (GenericLabel-like) | nearest
 
     def validate(self, source: str | None = None) -> RegistrationParams:
         """Check choices and ranges; raise NirInputError naming ``source`` on a bad value."""
@@ -78,10 +69,11 @@ class RegistrationParams:
              "label_interpolation must be onehot or nearest"),
             (self.iterations >= 0 and self.coarse_iterations >= 0, "iterations must be >= 0"),
             (self.lr > 0, "lr must be > 0"),
-            (self.downsize_stride >= 1, "downsize_stride must be >= 1"),
+            (self.downsize_spacing_mm > 0, "downsize_spacing_mm must be > 0"),
             (self.patch_size >= 2 and self.patches >= 1, "patch_size must be >= 2, patches >= 1"),
             (self.ncc_window >= 1 and self.ncc_window % 2 == 1, "ncc_window must be odd"),
             (self.ode_steps >= 1, "ode_steps must be >= 1"),
+            (self.ode_method in ODE_METHODS, f"ode_method must be one of {ODE_METHODS}"),
             (self.chunk_points >= 1024, "chunk_points must be >= 1024"),
             (self.inference_stride >= 1, "inference_stride must be >= 1"),
         ]

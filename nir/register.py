@@ -66,8 +66,9 @@ def register(fixed: Volume, moving: Volume, params: RegistrationParams, seed: in
     nf1 = NeuralField(params, generator).to(device)
     coarse = params.sampler in ("hybrid", "downsize")
     if coarse:
-        sigma = 0.5 * params.downsize_stride if params.downsize_stride > 1 else 0.0
-        sampler = DownsizeSampler(gaussian_blur(f_img, sigma), params.downsize_stride, generator)
+        stride = max(1, round(params.downsize_spacing_mm / min(frame.spacing)))
+        sigma = 0.5 * stride if stride > 1 else 0.0
+        sampler = DownsizeSampler(gaussian_blur(f_img, sigma), stride, generator)
         ctx = _context(gaussian_blur(m_img, sigma), frame, moving, device)
         iterations = params.coarse_iterations if params.sampler == "hybrid" else params.iterations
         result.phases["coarse"] = fit(nf1, sampler, ctx, params, iterations,

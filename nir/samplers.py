@@ -22,6 +22,7 @@ class Batch:
     fixed: torch.Tensor
     step_vox: float
     use_local_ncc: bool = True
+    lattice_norm_from_voxel: torch.Tensor | None = None  # set when points are one full lattice
 
 
 def _randint(high: int, size: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
@@ -45,7 +46,12 @@ class DownsizeSampler:
         fixed = self.fixed[off[0]::s, off[1]::s, off[2]::s][:c0, :c1, :c2]
         axes = [(b + o).to(self.fixed.dtype) for b, o in zip(self.base, off, strict=True)]
         points = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
-        return Batch(points.unsqueeze(0), fixed[None, None], float(s))
+        to_norm = torch.eye(4, dtype=self.fixed.dtype, device=self.fixed.device)
+        for a, (o, c) in enumerate(zip(off, self.counts, strict=True)):
+            to_norm[a, a] = 2.0 / (s * max(c - 1, 1))
+            to_norm[a, 3] = -1.0 - o * to_norm[a, a]
+        return Batch(points.unsqueeze(0), fixed[None, None], float(s),
+                     lattice_norm_from_voxel=to_norm)
 
 
 class MinipatchSampler:

@@ -11,7 +11,7 @@ from tests.test_recovery import _pair
 
 def test_same_seed_same_result() -> None:
     fixed, moving, _, _ = _pair()
-    params = load_params(coarse_iterations=15, iterations=15, downsize_stride=2, patches=2,
+    params = load_params(coarse_iterations=15, iterations=15, downsize_spacing_mm=3.0, patches=2,
                          patch_size=12)
     a = register(fixed, moving, params, seed=3, progress=False).displacement
     b = register(fixed, moving, params, seed=3, progress=False).displacement

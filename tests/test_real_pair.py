@@ -39,7 +39,7 @@ def test_real_pair_dice_rises(real_cohort) -> None:
                                   load_labels(path("sub-01", "aseg_dseg")))
     moving, moving_labels = _at_2mm(load_volume(path("sub-02", "brain_T1w")),
                                     load_labels(path("sub-02", "aseg_dseg")))
-    params = load_params(coarse_iterations=150, iterations=150, downsize_stride=2,
+    params = load_params(coarse_iterations=150, iterations=150, downsize_spacing_mm=4.0,
                          patches=6, patch_size=16, inference_stride=1)
     result = register(fixed, moving, params, seed=0, progress=False)
     coords = moving_coordinates(result.displacement, fixed.affine, moving.shape, moving.affine)

@@ -25,7 +25,7 @@ _FLAG_HELP = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--n-subjects", type=int, default=6, help="number of subjects (>= 2)")
+    parser.add_argument("--n-subjects", type=int, default=5, help="number of subjects (>= 2)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same cohort)")
     defaults = DemoSettings()
     for field in fields(DemoSettings):

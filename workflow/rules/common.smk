@@ -1,5 +1,6 @@
 # Cohort, pairs and output paths, computed once from the validated config by nir.cohort.
 import os
+import sys
 
 import pandas as pd
 from snakemake.utils import validate
@@ -14,6 +15,9 @@ from nir.cohort import (
 )
 from nir.errors import NirInputError
 from nir.params import load_params
+
+# Shell jobs call `nir`: use the one installed beside this Snakemake (e.g. .venv/bin).
+os.environ.update(PATH=os.pathsep.join([os.path.dirname(sys.executable), os.getenv("PATH", "")]))
 
 R = config["results"].rstrip("/")
 DEMO = "cohort" not in config and "bids" not in config
