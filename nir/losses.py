@@ -15,13 +15,21 @@ def local_ncc(fixed: torch.Tensor, warped: torch.Tensor, window: int,
     """
     w = min(window, *fixed.shape[2:])
     stats = torch.cat([fixed, warped, fixed * fixed, warped * warped, fixed * warped], dim=1)
-    mean = F.avg_pool3d(stats, kernel_size=w, stride=1)
+    mean = box_mean(stats, w)
     mf, mw, mff, mww, mfw = mean.unbind(dim=1)
     cov = mfw - mf * mw
     var_f = (mff - mf * mf).clamp_min(0)
     var_w = (mww - mw * mw).clamp_min(0)
     cc = cov * cov / (var_f * var_w + eps)
     return 1.0 - cc.mean()
+
+
+def box_mean(volume: torch.Tensor, width: int) -> torch.Tensor:
+    """Mean over every valid ``width``^3 cube of (B, C, D, H, W), as three separable 1D means."""
+    out = volume
+    for kernel in ((width, 1, 1), (1, width, 1), (1, 1, width)):
+        out = F.avg_pool3d(out, kernel_size=kernel, stride=1)
+    return out
 
 
 def global_ncc(fixed: torch.Tensor, warped: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:

@@ -20,13 +20,16 @@ from nir.warp import moving_coordinates, warp_image, warp_labels
 LOSS_CURVE_POINTS = 200
 
 
-def output_paths(prefix: str | Path, with_labels: bool) -> dict[str, Path]:
+def output_paths(prefix: str | Path, with_labels: bool,
+                 with_inverse: bool = False) -> dict[str, Path]:
     """The files ``nir register`` writes for ``prefix``."""
     p = str(prefix)
     paths = {"warped": Path(f"{p}_warped.nii.gz"), "warp": Path(f"{p}_warp.nii.gz"),
              "jacobian": Path(f"{p}_jacobian.nii.gz"), "summary": Path(f"{p}_summary.json")}
     if with_labels:
         paths["warped_labels"] = Path(f"{p}_warped_labels.nii.gz")
+    if with_inverse:
+        paths["inverse_warp"] = Path(f"{p}_inverse_warp.nii.gz")
     return paths
 
 
@@ -38,7 +41,7 @@ def _thin(curve: list[float]) -> list[float]:
 def register_files(fixed: str | Path, moving: str | Path, out_prefix: str | Path,
                    params: RegistrationParams, moving_labels: str | Path | None = None,
                    seed: int = 0, device: torch.device | str = "cpu",
-                   progress: bool = True) -> dict[str, Any]:
+                   progress: bool = True, inverse: bool = False) -> dict[str, Any]:
     """Validate inputs, register, write warped image/labels, warp, det J and summary JSON.
 
     All inputs are read and checked before any output is written; each output is written
@@ -49,8 +52,9 @@ def register_files(fixed: str | Path, moving: str | Path, out_prefix: str | Path
     fixed_v = load_volume(fixed)
     moving_v = load_volume(moving)
     labels_v = load_labels(moving_labels, like=moving_v) if moving_labels else None
-    result = register(fixed_v, moving_v, params, seed=seed, device=device, progress=progress)
-    paths = output_paths(out_prefix, labels_v is not None)
+    result = register(fixed_v, moving_v, params, seed=seed, device=device, progress=progress,
+                      inverse=inverse)
+    paths = output_paths(out_prefix, labels_v is not None, inverse)
     t0 = time.perf_counter()
     disp = result.displacement
     coords = moving_coordinates(disp, fixed_v.affine, moving_v.shape, moving_v.affine)
@@ -62,6 +66,8 @@ def register_files(fixed: str | Path, moving: str | Path, out_prefix: str | Path
         save_volume(warped.to(torch.int32), fixed_v.affine, paths["warped_labels"], header=hdr,
                     dtype=np.int32)
     save_warp(disp, fixed_v.affine, paths["warp"], header=hdr)
+    if result.inverse_displacement is not None:
+        save_warp(result.inverse_displacement, fixed_v.affine, paths["inverse_warp"], header=hdr)
     detj = jacobian_determinant_map(disp, fixed_v.affine)
     save_volume(detj, fixed_v.affine, paths["jacobian"], header=hdr, dtype=np.float32)
     brain = fixed_v.data.to(device) > 0

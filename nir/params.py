@@ -46,10 +46,11 @@ class RegistrationParams:
     #                                   images are Gaussian-blurred to that scale first
     patches: int = 6  # mini-patches per iteration, centred on the fixed foreground
     patch_size: int = 16  # mini-patch side, voxels
+    field_stride: int = 2  # evaluate the field every n samples of a batch, interpolate between
     random_points: int = 8192  # random sampler: points per iteration (2x2x2 stencils each)
     # --- loss and optimiser --------------------------------------------------------------
     ncc_window: int = 5  # local NCC window side, in samples of the sampled grid (odd)
-    folding_weight: float = 1.0  # x mean ReLU(-det J)
+    folding_weight: float = 10.0  # x mean ReLU(-det J)
     volume_weight: float = 0.0  # x mean |1 - det J|
     lr: float = 3e-3  # Adam learning rate
     lr_final_ratio: float = 0.1  # exponential decay to lr x this at the last iteration
@@ -76,6 +77,7 @@ class RegistrationParams:
             (self.ode_method in ODE_METHODS, f"ode_method must be one of {ODE_METHODS}"),
             (self.chunk_points >= 1024, "chunk_points must be >= 1024"),
             (self.inference_stride >= 1, "inference_stride must be >= 1"),
+            (self.field_stride >= 1, "field_stride must be >= 1"),
         ]
         for ok, problem in checks:
             if not ok:

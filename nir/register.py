@@ -5,14 +5,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
+from nir.errors import NirInputError
 from nir.fields import ComposedField, DenseField, NeuralField
 from nir.fit import FitContext, FitLog, fit
 from nir.frame import FieldFrame
 from nir.inference import dense_deformation, field_to_world_displacement
-from nir.io import Volume
+from nir.io import AFFINE_ATOL_MM, Volume
 from nir.params import RegistrationParams
 from nir.samplers import DownsizeSampler, MinipatchSampler, RandomSampler
 from nir.smoothing import gaussian_blur
@@ -27,7 +29,7 @@ class RegistrationResult:
     displacement: torch.Tensor
     phases: dict[str, FitLog] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
-    model: nn.Module | None = None
+    inverse_displacement: torch.Tensor | None = None
 
 
 def normalise_intensity(image: torch.Tensor) -> torch.Tensor:
@@ -51,9 +53,31 @@ def _context(moving: torch.Tensor, frame: FieldFrame, moving_volume: Volume,
     )
 
 
+class _Inverse(nn.Module):
+    """The inverse map of a velocity field (or composition of them) as a module."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.inverse(x)
+
+
 def register(fixed: Volume, moving: Volume, params: RegistrationParams, seed: int = 0,
-             device: torch.device | str = "cpu", progress: bool = True) -> RegistrationResult:
-    """Fit NIR to (fixed, moving) and return the dense displacement, fixed -> moving."""
+             device: torch.device | str = "cpu", progress: bool = True,
+             inverse: bool = False) -> RegistrationResult:
+    """Fit NIR to (fixed, moving) and return the dense displacement, fixed -> moving.
+
+    With ``inverse`` (velocity mode, fixed and moving on the same grid) the inverse map,
+    obtained by integrating -v, is returned too, as a displacement on that grid.
+    """
+    if inverse and params.mode != "velocity":
+        raise NirInputError(None, "an inverse warp needs --mode velocity")
+    if inverse and (fixed.shape != moving.shape
+                    or not np.allclose(fixed.affine, moving.affine, atol=AFFINE_ATOL_MM)):
+        raise NirInputError(moving.path, "an inverse warp needs the moving image on the fixed "
+                                         "grid (run nir preprocess on both first)")
     device = torch.device(device)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -74,6 +98,7 @@ def register(fixed: Volume, moving: Volume, params: RegistrationParams, seed: in
         result.phases["coarse"] = fit(nf1, sampler, ctx, params, iterations,
                                       "NF1 downsize", progress)
     model: nn.Module = nf1
+    exact: nn.Module = nf1
     ctx = _context(m_img, frame, moving, device)
     if params.sampler == "hybrid":
         nf1.requires_grad_(False)
@@ -83,6 +108,7 @@ def register(fixed: Volume, moving: Volume, params: RegistrationParams, seed: in
                                           device=device)
         nf2 = NeuralField(params, generator, fine=True).to(device)
         model = ComposedField(DenseField(phi1, norm_from_field), nf2)
+        exact = ComposedField(nf1, nf2)
         sampler = MinipatchSampler(f_img, mask, params.patches, params.patch_size, generator)
         result.phases["fine"] = fit(model, sampler, ctx, params, params.iterations,
                                     "NF2 minipatch", progress)
@@ -100,6 +126,10 @@ def register(fixed: Volume, moving: Volume, params: RegistrationParams, seed: in
     phi = dense_deformation(model, frame, device, params.chunk_points,
                             params.inference_stride, progress, "full grid")
     result.displacement = field_to_world_displacement(phi, frame)
+    if inverse:
+        exact.requires_grad_(False)
+        phi_inv = dense_deformation(_Inverse(exact), frame, device, params.chunk_points,
+                                    params.inference_stride, progress, "inverse")
+        result.inverse_displacement = field_to_world_displacement(phi_inv, frame)
     result.seconds["inference"] = time.perf_counter() - start
-    result.model = model
     return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy.ndimage import map_coordinates
 
 from nir.io import Volume
 from nir.jacobian import jacobian_determinant_map
@@ -42,3 +43,20 @@ def test_known_deformation_is_recovered(mode: str) -> None:
     if mode == "velocity":
         detj = jacobian_determinant_map(result.displacement, fixed.affine).numpy()
         assert (detj[inside] <= 0).sum() == 0
+
+
+def test_velocity_inverse_undoes_the_forward_map() -> None:
+    fixed, moving, _, inside = _pair()
+    params = load_params(mode="velocity", coarse_iterations=60, iterations=20,
+                         downsize_spacing_mm=3.0, patches=2, patch_size=12, inference_stride=1)
+    result = register(fixed, moving, params, seed=0, progress=False, inverse=True)
+    forward = result.displacement.numpy() / 1.5  # voxels (axis-aligned 1.5 mm grid)
+    backward = result.inverse_displacement.numpy() / 1.5
+    grid = np.stack(np.meshgrid(*[np.arange(SIZE)] * 3, indexing="ij"), -1)
+    # phi^-1(phi(x)) = x + u(x) + u_inv(x + u(x)); u_inv sampled trilinearly at x + u(x)
+    target = (grid + forward).reshape(-1, 3).T
+    u_inv = np.stack([map_coordinates(backward[..., c], target, order=1, mode="nearest")
+                      for c in range(3)], -1).reshape(forward.shape)
+    residual = np.linalg.norm(forward + u_inv, axis=-1)[inside]
+    assert np.abs(forward).max() > 1.0
+    assert np.median(residual) < 0.1, f"median |phi^-1(phi(x)) - x| = {np.median(residual)}"

@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sampler", choices=SAMPLERS, help="coordinate sampler (default hybrid)")
     parser.add_argument("--iterations", type=int,
                         help="iterations (the fine phase when --sampler hybrid)")
+    parser.add_argument("--inverse", action="store_true",
+                        help="also write PREFIX_inverse_warp.nii.gz, integrating -v "
+                             "(velocity mode; images on one grid)")
     parser.add_argument("--config", type=Path, metavar="params.yaml",
                         help="YAML of parameters (see nir.params.RegistrationParams); "
                              "flags win over it")
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> None:
                          iterations=args.iterations)
     summary = register_files(args.fixed, args.moving, args.out, params,
                              moving_labels=args.moving_labels, seed=args.seed, device=device,
-                             progress=not args.quiet)
+                             progress=not args.quiet, inverse=args.inverse)
     print(f"nir register: {summary['seconds']:.1f} s on {summary['device']}, "
           f"peak RSS {summary['peak_rss_mb']:.0f} MB, folded "
           f"{summary['folding_percent_foreground']:.4f} % -> {args.out}_*")
