@@ -42,7 +42,7 @@ class RegistrationParams:
     sampler: str = "hybrid"  # random | downsize | minipatch | hybrid
     coarse_iterations: int = 150  # hybrid phase 1: NF1 with the downsize sampler
     iterations: int = 150  # hybrid phase 2 (NF2, mini-patches), or all iterations otherwise
-    downsize_spacing_mm: float = 4.0  # strided-grid step in mm (rounded to whole voxels);
+    downsize_spacing_mm: float = 3.0  # strided-grid step in mm (rounded to whole voxels);
     #                                   images are Gaussian-blurred to that scale first
     patches: int = 6  # mini-patches per iteration, centred on the fixed foreground
     patch_size: int = 16  # mini-patch side, voxels

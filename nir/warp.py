@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from nir.geometry import apply_matrix, sample, voxel_to_norm
+from nir.label_interpolation import sample_labels
 
 
 def moving_coordinates(displacement_ras: torch.Tensor, grid_affine: np.ndarray,
@@ -28,17 +29,9 @@ def warp_image(moving: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
 def warp_labels(labels: torch.Tensor, coords: torch.Tensor, method: str = "onehot") -> torch.Tensor:
     """Resample an integer label map at normalised ``coords`` without eroding thin structures.
 
-    ``onehot``: each label's indicator is interpolated trilinearly and every voxel takes the
-    label with the largest weight (like ANTs' GenericLabel); memory stays at two output-sized
-    buffers whatever the number of labels.  ``nearest``: nearest-neighbour lookup.
+    ``onehot``: the label with the largest summed trilinear weight among the 8 neighbours
+    (:mod:`nir.label_interpolation`, like ANTs' GenericLabel).  ``nearest``: nearest neighbour.
     """
     if method == "nearest":
         return sample(labels.float()[None], coords, mode="nearest")[0].round().to(labels.dtype)
-    best = torch.full(coords.shape[:3], -1.0, device=coords.device)
-    out = torch.zeros(coords.shape[:3], dtype=labels.dtype, device=coords.device)
-    for value in torch.unique(labels).tolist():
-        weight = sample((labels == value).float()[None], coords)[0]
-        better = weight > best
-        best = torch.where(better, weight, best)
-        out = torch.where(better, torch.as_tensor(value, dtype=labels.dtype), out)
-    return out
+    return sample_labels(labels, coords).to(labels.dtype)
