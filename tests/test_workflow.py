@@ -18,6 +18,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEFILE = ROOT / "workflow" / "Snakefile"
 TEST_CONFIG = ROOT / "config" / "test.yaml"
+SUBJECTS = ("sub-01", "sub-02", "sub-03")  # config/test.yaml: demo.n_subjects = 3
 FS_COHORT = ROOT.parent / "shared" / "data" / "fs-cohort"
 ALIGNED = "derivatives/aligned160/{subject}/anat/{subject}_space-MNI305_desc-"
 
@@ -69,9 +70,13 @@ def demo_run(tmp_path_factory) -> dict:
     process = subprocess.Popen(_command(workdir, TEST_CONFIG), stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, env=_env(), start_new_session=True)
     deadline = time.monotonic() + 400
+    summaries = [results / "preprocess" / s / f"{s}_summary.json" for s in SUBJECTS]
     try:
-        while not list((results / "logs" / "register").glob("*/*.log")):
-            assert process.poll() is None, "the run ended before any registration started"
+        # kill once every subject is preprocessed (those jobs must not be redone) and a
+        # registration is under way (it must be)
+        while not (all(p.exists() for p in summaries)
+                   and list((results / "logs" / "register").glob("*/*.log"))):
+            assert process.poll() is None, "the run ended before the kill point"
             assert time.monotonic() < deadline, "no registration started within 400 s"
             time.sleep(0.5)
         time.sleep(3)
@@ -82,10 +87,12 @@ def demo_run(tmp_path_factory) -> dict:
     before_rerun = _mtimes(results / "preprocess")
     pending = planned_jobs(workdir, TEST_CONFIG)
     registered_before = _mtimes(results / "register")
+    finished = {p.parent for p in (results / "register").rglob("*_summary.json")}
     snakemake(workdir, TEST_CONFIG)
     snakemake(workdir, TEST_CONFIG, "--report", str(results / "report.html"))
     return {"workdir": workdir, "results": results, "pending": pending,
-            "preprocess_mtimes": before_rerun, "register_mtimes": registered_before}
+            "preprocess_mtimes": before_rerun, "register_mtimes": registered_before,
+            "register_finished": finished}
 
 
 def test_kill_then_rerun_redoes_only_unfinished_jobs(demo_run) -> None:
@@ -94,8 +101,10 @@ def test_kill_then_rerun_redoes_only_unfinished_jobs(demo_run) -> None:
     assert pending.get("register", 0) >= 1
     assert _mtimes(demo_run["results"] / "preprocess") == demo_run["preprocess_mtimes"]
     for path, mtime in demo_run["register_mtimes"].items():
-        # anything a killed job left behind was rewritten, not taken as done
-        assert path.stat().st_mtime_ns > mtime, f"{path} from the killed run was kept"
+        if path.parent in demo_run["register_finished"]:  # finished before the kill: kept
+            assert path.stat().st_mtime_ns == mtime, f"{path} was redone"
+        else:  # anything a killed job left behind was rewritten, not taken as done
+            assert path.stat().st_mtime_ns > mtime, f"{path} from the killed run was kept"
     assert planned_jobs(demo_run["workdir"], TEST_CONFIG) == {}
 
 
