@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from nir.cohort import Subject, demo_ids, demo_subject
-from nir.io import atomic_path, commit, save_volume
+from nir.io import atomic_write, save_volume
 
 TEMPLATE_STEM = "mni_icbm152_{}_tal_nlin_sym_09a_converted.nii.gz"
 MARGIN_MM = 12.0
@@ -231,14 +231,12 @@ def make_subject(template: Template, index: int, seed: int, settings: DemoSettin
 
 def write_cohort_sheet(subjects: list[Subject], path: Path) -> None:
     """A sample sheet (subject, t1w, labels) with paths relative to its folder."""
-    tmp, final = atomic_path(path)
-    with tmp.open("w", newline="") as fh:
+    with atomic_write(path) as tmp, tmp.open("w", newline="") as fh:
         writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
         writer.writerow(["subject", "t1w", "labels"])
         for s in subjects:
             writer.writerow([s.id, s.t1w.relative_to(path.parent).as_posix(),
                              s.labels.relative_to(path.parent).as_posix()])
-    commit(tmp, final)
 
 
 def write_demo(out_dir: str | Path, n_subjects: int, seed: int,

@@ -9,7 +9,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from nir.errors import NirInputError
-from nir.io import atomic_path, commit
+from nir.io import atomic_write
 from nir.tables import comparison_frame, method_order, pair_metrics, read_pairs, structure_dice
 
 FORMATS = ("png", "svg")
@@ -20,13 +20,9 @@ def save_figure(fig: Figure, out_dir: str | Path, name: str) -> list[Path]:
     """Write ``fig`` as ``name.png`` and ``name.svg`` in ``out_dir``, each atomically."""
     written = []
     for fmt in FORMATS:
-        tmp, final = atomic_path(Path(out_dir) / f"{name}.{fmt}")
-        try:
+        final = Path(out_dir) / f"{name}.{fmt}"
+        with atomic_write(final) as tmp:
             fig.savefig(tmp, format=fmt, dpi=DPI, bbox_inches="tight")
-            commit(tmp, final)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
         written.append(final)
     return written
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,6 +116,21 @@ def commit(tmp: Path, final: Path) -> None:
     os.replace(tmp, final)
 
 
+@contextmanager
+def atomic_write(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` to write; rename it into place on success.
+
+    On any error the temporary file is removed and ``path`` is left as it was.
+    """
+    tmp, final = atomic_path(path)
+    try:
+        yield tmp
+        commit(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def save_volume(data: np.ndarray | torch.Tensor, affine: np.ndarray, path: str | Path,
                 header: nib.nifti1.Nifti1Header | None = None, dtype: type | None = None,
                 intent: str | None = None) -> Path:
@@ -134,11 +151,6 @@ def save_volume(data: np.ndarray | torch.Tensor, affine: np.ndarray, path: str |
     img.set_qform(affine, code=sform_code)
     if data.dtype.kind == "f":
         img.header.set_slope_inter(1.0, 0.0)
-    tmp, final = atomic_path(path)
-    try:
+    with atomic_write(path) as tmp:
         nib.save(img, str(tmp))
-        commit(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return final
+    return Path(path)

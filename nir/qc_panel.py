@@ -15,8 +15,9 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 
+from nir.displacement import load_warp
 from nir.errors import NirInputError
-from nir.io import atomic_path, commit, load_volume
+from nir.io import atomic_write, load_volume
 from nir.metrics import jacobian_determinant
 
 GRID_LINES = 32
@@ -27,24 +28,11 @@ QC_DPI = 100
 def read_itk_displacement(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """(displacement in voxel units of shape (I, J, K, 3), 4x4 affine) of an ITK/ANTs warp.
 
-    The file is a 5D NIfTI (X, Y, Z, 1, 3) of LPS mm displacements; they are negated along x and
-    y to RAS and mapped to voxel axes with inv(affine[:3, :3]).
+    Read with :func:`nir.displacement.load_warp` (LPS mm -> RAS mm), then mapped to voxel axes
+    with inv(affine[:3, :3]).
     """
-    try:
-        img = nib.load(str(path))
-        data = np.asarray(img.get_fdata(dtype=np.float32))
-    except FileNotFoundError as exc:
-        raise NirInputError(path, "file does not exist") from exc
-    except Exception as exc:  # nibabel raises many types for corrupt files
-        raise NirInputError(path, f"unreadable as NIfTI ({type(exc).__name__}: {exc})") from exc
-    if data.ndim != 5 or data.shape[3] != 1 or data.shape[4] != 3:
-        raise NirInputError(path, f"expected an ITK displacement field of shape (X, Y, Z, 1, 3), "
-                                  f"got {data.shape}")
-    if not np.isfinite(data).all():
-        raise NirInputError(path, "displacement field contains NaN/Inf")
-    ras = data[:, :, :, 0, :] * np.array([-1.0, -1.0, 1.0])
-    vox = ras @ np.linalg.inv(img.affine[:3, :3]).T
-    return vox, img.affine
+    ras, affine, _ = load_warp(path)
+    return ras.numpy().astype(np.float64) @ np.linalg.inv(affine[:3, :3]).T, affine
 
 
 def _ornt(affine: np.ndarray) -> np.ndarray:
@@ -177,11 +165,6 @@ def qc_panel(fixed: str | Path, moving: str | Path, warped: str | Path,
     fig.suptitle(f"{Path(str(moving)).name} → {Path(str(fixed)).name}  (middle axial slice, "
                  f"R on the right)")
 
-    tmp, final = atomic_path(out_png)
-    try:
+    with atomic_write(out_png) as tmp:
         fig.savefig(tmp, format="png", dpi=QC_DPI, bbox_inches="tight")
-        commit(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return final
+    return Path(out_png)

@@ -12,15 +12,15 @@ from typing import Any
 
 import torch
 
-from nir.io import atomic_path, commit
+from nir.io import atomic_write
 
 PACKAGES = ("nir-cohort", "torch", "torchdiffeq", "nibabel", "numpy", "scipy")
 
 
-def versions() -> dict[str, str]:
+def versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
     """Versions of python and the packages that decide a result."""
     out = {"python": platform.python_version()}
-    for name in PACKAGES:
+    for name in packages:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -43,11 +43,6 @@ def peak_device_mb(device: torch.device) -> float | None:
 
 def write_json(data: dict[str, Any], path: str | Path) -> Path:
     """Write ``data`` as indented JSON, atomically."""
-    tmp, final = atomic_path(path)
-    try:
+    with atomic_write(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-        commit(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return final
+    return Path(path)

@@ -17,7 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from nir.errors import NirInputError
-from nir.io import atomic_path, commit
+from nir.io import atomic_write
 from nir.labels import merged_name
 
 COLUMNS = ("pair", "fixed", "moving", "method", "stage", "structure", "label", "metric", "value",
@@ -41,13 +41,8 @@ DISPLAY = {
 
 def write_text(text: str, path: str | Path) -> None:
     """Write ``text`` to ``path`` atomically."""
-    tmp, final = atomic_path(path)
-    try:
+    with atomic_write(path) as tmp:
         tmp.write_text(text)
-        commit(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path) -> None:

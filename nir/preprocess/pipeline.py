@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import platform
 import time
 from contextlib import contextmanager
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from nir.errors import NirInputError
-from nir.io import atomic_path, commit, load_labels, load_volume, save_volume
+from nir.io import load_labels, load_volume, save_volume
 from nir.preprocess.affine import DEFAULT_ITERATIONS, DEFAULT_LEVELS_MM, register_affine
 from nir.preprocess.bias import correct_bias
 from nir.preprocess.brain_extraction import brain_mask
@@ -23,6 +20,9 @@ from nir.preprocess.reorient import from_canonical, to_canonical
 from nir.preprocess.resample import resample_image, resample_labels
 from nir.preprocess.template import DEFAULT_GRID_SHAPE, common_grid, load_template
 from nir.preprocess.transform_files import write_affine_text, write_itk_affine
+from nir.summary import versions, write_json
+
+PACKAGES = ("nir-cohort", "torch", "numpy", "nibabel", "scipy", "nilearn", "deepbet")
 
 SUFFIXES = {"brainmask": "_brainmask.nii.gz", "preproc": "_preproc.nii.gz",
             "labels": "_labels.nii.gz", "affine": "_affine.txt", "affine_itk": "_affine_itk.txt",
@@ -110,7 +110,7 @@ def preprocess_subject(t1w: str | Path, out_prefix: str | Path, labels: str | Pa
         "affine_metric": {"name": "global NCC in template brain", "value": round(result.ncc, 5)},
         "affine_convention": "template world RAS mm -> native world RAS mm",
         "grid_affine": grid_affine.tolist(), "affine": result.matrix.tolist(),
-        "versions": _versions(), "outputs": {k: str(p) for k, p in paths.items()},
+        "versions": versions(PACKAGES), "outputs": {k: str(p) for k, p in paths.items()},
     }
     with timed("write"):
         native_mask = from_canonical(mask.astype(np.uint8), ornt)
@@ -125,17 +125,6 @@ def preprocess_subject(t1w: str | Path, out_prefix: str | Path, labels: str | Pa
         save_qc_figure(native, mask, aligned, template_grid, paths["qc"],
                        title=f"{Path(t1w).name}  NCC={result.ncc:.3f}")
     summary["seconds"]["total"] = round(sum(seconds.values()), 3)
-    tmp, final = atomic_path(paths["summary"])
-    tmp.write_text(json.dumps(summary, indent=2))
-    commit(tmp, final)
+    write_json(summary, paths["summary"])
     return summary
 
-
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg in ("nir-cohort", "torch", "numpy", "nibabel", "scipy", "nilearn", "deepbet"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out

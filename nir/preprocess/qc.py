@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from nir.io import atomic_path, commit
+from nir.io import atomic_write
 
 
 def _planes(volume: np.ndarray, centre: np.ndarray) -> list[np.ndarray]:
@@ -42,8 +42,7 @@ def save_qc_figure(native: np.ndarray, mask: np.ndarray, aligned: np.ndarray,
     axes[1, 0].set_title("aligned + template contours", color="white", loc="left")
     fig.suptitle(title, color="white")
     fig.tight_layout()
-    tmp, final = atomic_path(path)
-    fig.savefig(tmp, dpi=80, facecolor="black", format="png")
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=80, facecolor="black", format="png")
     plt.close(fig)
-    commit(tmp, final)
-    return final
+    return Path(path)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nir.io import atomic_path, commit
+from nir.io import atomic_write
 
 AFFINE_HEADER = """\
 # nir preprocess affine (4x4, world mm, RAS+ / NIfTI scanner coordinates)
@@ -20,12 +20,10 @@ _LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 def write_affine_text(matrix: np.ndarray, path: str | Path) -> Path:
     """Write ``matrix`` (template world -> native world, RAS) with its convention as comments."""
-    tmp, final = atomic_path(path)
-    with open(tmp, "w") as fh:
+    with atomic_write(path) as tmp, open(tmp, "w") as fh:
         fh.write(AFFINE_HEADER)
         np.savetxt(fh, matrix, fmt="%.10f")
-    commit(tmp, final)
-    return final
+    return Path(path)
 
 
 def read_affine_text(path: str | Path) -> np.ndarray:
@@ -41,7 +39,6 @@ def write_itk_affine(matrix: np.ndarray, path: str | Path) -> Path:
             "Transform: AffineTransform_double_3_3\n"
             f"Parameters: {' '.join(f'{p:.10g}' for p in params)}\n"
             "FixedParameters: 0 0 0\n")
-    tmp, final = atomic_path(path)
-    tmp.write_text(text)
-    commit(tmp, final)
-    return final
+    with atomic_write(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
