@@ -10,7 +10,7 @@ from nir import __version__
 from nir.errors import NirInputError
 
 COMMANDS = ("register", "apply", "jacobian", "preprocess", "demo", "evaluate", "tables",
-            "figures")
+            "figures", "ants-syn", "ants-env")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nir {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        module = importlib.import_module(f"nir.commands.{name}")
+        module = importlib.import_module(f"nir.commands.{name.replace('-', '_')}")
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
         p.set_defaults(run=module.run)

@@ -111,8 +111,19 @@ def atomic_path(path: str | Path) -> tuple[Path, Path]:
     return Path(tmp), path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def commit(tmp: Path, final: Path) -> None:
-    """Move a finished temporary file into place (atomic on one filesystem)."""
+    """Move a finished temporary file into place (atomic on one filesystem).
+
+    ``mkstemp`` creates files readable by the owner only; the final file gets the usual
+    permissions (0666 minus the umask), so results stay readable by a lab group.
+    """
+    os.chmod(tmp, 0o666 & ~_umask())
     os.replace(tmp, final)
 
 

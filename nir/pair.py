@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from nir.displacement import save_warp
-from nir.io import load_labels, load_volume, save_volume
+from nir.io import Volume, load_labels, load_volume, save_volume
 from nir.jacobian import jacobian_determinant_map
 from nir.params import RegistrationParams
 from nir.register import register
@@ -38,6 +38,31 @@ def _thin(curve: list[float]) -> list[float]:
     return [round(v, 6) for v in curve[::step]]
 
 
+def write_outputs(fixed_v: Volume, moving_v: Volume, labels_v: Volume | None,
+                  displacement: torch.Tensor, paths: dict[str, Path],
+                  label_interpolation: str = "onehot",
+                  device: torch.device | str = "cpu") -> float:
+    """Write the warped image (and labels), warp and det J map of a fixed-grid displacement.
+
+    ``displacement`` is (I, J, K, 3) in RAS mm on the fixed grid.  Returns the % of foreground
+    (fixed > 0) voxels with det J <= 0.
+    """
+    device = torch.device(device)
+    coords = moving_coordinates(displacement, fixed_v.affine, moving_v.shape, moving_v.affine)
+    hdr = fixed_v.header
+    save_volume(warp_image(moving_v.data.to(device), coords), fixed_v.affine, paths["warped"],
+                header=hdr, dtype=np.float32)
+    if labels_v is not None:
+        warped = warp_labels(labels_v.data.to(device), coords, label_interpolation)
+        save_volume(warped.to(torch.int32), fixed_v.affine, paths["warped_labels"], header=hdr,
+                    dtype=np.int32)
+    save_warp(displacement, fixed_v.affine, paths["warp"], header=hdr)
+    detj = jacobian_determinant_map(displacement, fixed_v.affine)
+    save_volume(detj, fixed_v.affine, paths["jacobian"], header=hdr, dtype=np.float32)
+    brain = fixed_v.data.to(detj.device) > 0
+    return round(100.0 * float((detj[brain] <= 0).float().mean()), 5)
+
+
 def register_files(fixed: str | Path, moving: str | Path, out_prefix: str | Path,
                    params: RegistrationParams, moving_labels: str | Path | None = None,
                    seed: int = 0, device: torch.device | str = "cpu",
@@ -56,21 +81,11 @@ def register_files(fixed: str | Path, moving: str | Path, out_prefix: str | Path
                       inverse=inverse)
     paths = output_paths(out_prefix, labels_v is not None, inverse)
     t0 = time.perf_counter()
-    disp = result.displacement
-    coords = moving_coordinates(disp, fixed_v.affine, moving_v.shape, moving_v.affine)
-    hdr = fixed_v.header
-    save_volume(warp_image(moving_v.data.to(device), coords), fixed_v.affine, paths["warped"],
-                header=hdr, dtype=np.float32)
-    if labels_v is not None:
-        warped = warp_labels(labels_v.data.to(device), coords, params.label_interpolation)
-        save_volume(warped.to(torch.int32), fixed_v.affine, paths["warped_labels"], header=hdr,
-                    dtype=np.int32)
-    save_warp(disp, fixed_v.affine, paths["warp"], header=hdr)
+    folding = write_outputs(fixed_v, moving_v, labels_v, result.displacement, paths,
+                            params.label_interpolation, device)
     if result.inverse_displacement is not None:
-        save_warp(result.inverse_displacement, fixed_v.affine, paths["inverse_warp"], header=hdr)
-    detj = jacobian_determinant_map(disp, fixed_v.affine)
-    save_volume(detj, fixed_v.affine, paths["jacobian"], header=hdr, dtype=np.float32)
-    brain = fixed_v.data.to(device) > 0
+        save_warp(result.inverse_displacement, fixed_v.affine, paths["inverse_warp"],
+                  header=fixed_v.header)
     summary = {
         "fixed": str(fixed), "moving": str(moving),
         "moving_labels": None if moving_labels is None else str(moving_labels),
@@ -85,7 +100,7 @@ def register_files(fixed: str | Path, moving: str | Path, out_prefix: str | Path
                             for phase, log in result.phases.items()},
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "peak_device_mb": peak_device_mb(device),
-        "folding_percent_foreground": round(100.0 * float((detj[brain] <= 0).float().mean()), 5),
+        "folding_percent_foreground": folding,
         "loss_curve": {phase: _thin(log.loss) for phase, log in result.phases.items()},
         "iterations_run": {phase: len(log.loss) for phase, log in result.phases.items()},
         "versions": versions(),

@@ -99,11 +99,11 @@ def load_params(path: str | Path | None = None, **overrides: Any) -> Registratio
             raise NirInputError(path, f"cannot read parameter YAML ({exc})") from exc
         if not isinstance(loaded, dict):
             raise NirInputError(path, "parameter YAML must be a mapping of name: value")
-        unknown = sorted(set(loaded) - set(known))
-        if unknown:
-            raise NirInputError(path, f"unknown parameter(s) {unknown}; known: {sorted(known)}")
         values.update(loaded)
     values.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise NirInputError(path, f"unknown parameter(s) {unknown}; known: {sorted(known)}")
     try:
         params = RegistrationParams(**values)
         defaults = RegistrationParams()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nibabel as nib
@@ -30,3 +31,16 @@ def real_cohort() -> Path:
     if not SHARED_COHORT.exists():
         pytest.skip(f"real data absent: {SHARED_COHORT} (../shared/data/fs-cohort) not found")
     return SHARED_COHORT
+
+
+@pytest.fixture(scope="session")
+def ants_venv(tmp_path_factory) -> Path:
+    """An antspyx environment built by ``nir ants-env`` (NIR_TEST_ANTS_VENV reuses one)."""
+    from nir.baselines.ants_syn import ENV_MARKER, create_env
+
+    given = os.environ.get("NIR_TEST_ANTS_VENV")
+    if given and (Path(given) / ENV_MARKER).exists():
+        return Path(given)
+    venv = tmp_path_factory.mktemp("ants") / "venv"
+    create_env(venv)
+    return venv

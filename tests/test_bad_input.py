@@ -93,3 +93,15 @@ def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch) -> None:
     with pytest.raises(OSError):
         save_volume(np.ones((3, 3, 3), np.float32), np.eye(4), target)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_get_umask_permissions(tmp_path) -> None:
+    """Atomic writes go through mkstemp (0600); finished files must be group/world readable."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        target = save_volume(np.ones((3, 3, 3), np.float32), np.eye(4), tmp_path / "x.nii.gz")
+    finally:
+        os.umask(old)
+    assert target.stat().st_mode & 0o777 == 0o644

@@ -152,7 +152,7 @@ def drill(cluster, tmp_path_factory):
 
 def test_register_jobs_ran_as_slurm_jobs(drill):
     output = drill["first"][1]
-    planned = {"register": 2, "evaluate": 2, "tables": 1}  # all jobs downstream of register
+    planned = {"register": 2, "tables": 1}  # all jobs downstream of register (which evaluates)
     assert job_counts(output) == planned, output[-3000:]
     good = register_jobs(drill["jobs_after_first"], GOOD_PAIR)
     assert [job["State"] for job in good] == ["COMPLETED"], drill["jobs_after_first"]
@@ -170,10 +170,8 @@ def test_corrupt_pair_fails_alone_with_memory_growing_per_attempt(drill):
     bad = register_jobs(drill["jobs_after_first"], BAD_PAIR)
     assert [job["State"] for job in bad] == ["FAILED"] * 3, drill["jobs_after_first"]
     assert [int(re.match(r"\d+", job["ReqMem"]).group()) for job in bad] == [2000, 4000, 6000]
-    evaluate = [job for job in drill["jobs_after_first"]
-                if job["Comment"].startswith("rule_evaluate")
-                and job["Comment"].endswith(wildcards(GOOD_PAIR))]
-    assert [job["State"] for job in evaluate] == ["COMPLETED"]
+    # the good pair's job evaluated it too (evaluation.in_register_job, the default)
+    assert (drill["workdir"] / f"results/metrics/{METHOD}/{GOOD_PAIR}.csv").exists()
     after_first = drill["after_first"]
     assert after_first["bad_outputs"] == []  # no half-written registration left behind
     assert BAD_MOVING.split("/")[-1] in after_first["bad_log"]  # the error names the file
@@ -184,10 +182,10 @@ def test_corrupt_pair_fails_alone_with_memory_growing_per_attempt(drill):
 def test_rerun_after_fix_does_only_the_missing_jobs(drill):
     status, output = drill["planned"]
     assert status == 0, output[-3000:]
-    assert job_counts(output) == {"register": 1, "evaluate": 1, "tables": 1}, output[-3000:]
+    assert job_counts(output) == {"register": 1, "tables": 1}, output[-3000:]
     status, output = drill["second"]
     assert status == 0, output[-4000:]
-    assert job_counts(output) == {"register": 1, "evaluate": 1, "tables": 1}
+    assert job_counts(output) == {"register": 1, "tables": 1}
     new = drill["jobs"][len(drill["jobs_after_first"]):]
     assert [job["Comment"] for job in new if job["Comment"].startswith("rule_register")] == [
         f"rule_register_wildcards_{wildcards(BAD_PAIR)}"]

@@ -125,6 +125,34 @@ def test_demo_end_to_end_improves_every_pair(demo_run) -> None:
     assert (results / "report.html").stat().st_size > 10_000
 
 
+def test_ants_baseline_joins_the_demo_run(demo_run, ants_venv, tmp_path: Path) -> None:
+    """Adding an ANTs method to a finished run adds only its jobs, rows and comparisons."""
+    import shutil
+
+    import yaml
+
+    workdir = tmp_path / "run"
+    shutil.copytree(demo_run["workdir"], workdir)  # keeps mtimes: the NIR results stay done
+    config = yaml.safe_load(TEST_CONFIG.read_text())
+    config["methods"]["ants-quick"] = {"engine": "ants",
+                                       "transform": "antsRegistrationSyNQuick[so]"}
+    config["baselines"] = {"ants_venv": str(ants_venv)}
+    config_path = tmp_path / "with_ants.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    planned = planned_jobs(workdir, config_path)
+    assert planned.get("register_ants") == 2 and "register" not in planned, planned
+    nir_outputs = _mtimes(workdir / "results" / "register" / "nir-fast")
+    snakemake(workdir, config_path)
+    assert _mtimes(workdir / "results" / "register" / "nir-fast") == nir_outputs
+    # SyN quality is tested on a real pair (test_ants_baseline.py); on this tiny 3 mm demo
+    # the quick preset barely moves Dice, so only completeness is checked here
+    dice = per_pair_dice(workdir / "results").loc["ants-quick"]
+    assert len(dice) == 2 and not dice.isna().any().any(), dice
+    stats = pd.read_csv(workdir / "results" / "tables" / "stats.csv")
+    assert stats.astype(str).apply(lambda col: col.str.contains("ants-quick")).any().any()
+    assert (workdir / "results" / "figures" / "qc" / "ants-quick").is_dir()
+
+
 def test_real_aligned_cohort_raises_dice(tmp_path: Path) -> None:
     if not FS_COHORT.is_dir():
         pytest.skip("real data ../shared/data/fs-cohort absent")

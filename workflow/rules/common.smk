@@ -8,13 +8,11 @@ from snakemake.utils import validate
 from nir.cohort import (
     ID_REGEX,
     PAIR_MEMBER_REGEX,
-    check_id,
     check_suffix,
     cohort_from_config,
     make_pairs,
 )
-from nir.errors import NirInputError
-from nir.params import load_params
+from nir.methods import parse_methods
 
 # Shell jobs call `nir`: use the one installed beside this Snakemake (e.g. .venv/bin).
 os.environ.update(PATH=os.pathsep.join([os.path.dirname(sys.executable), os.getenv("PATH", "")]))
@@ -30,13 +28,10 @@ if config["preprocessed"]:
     check_suffix(SUBJECT_LIST, ".nii.gz", COHORT_SOURCE)
 SUBJECTS = {s.id: s for s in SUBJECT_LIST}
 PAIRS = make_pairs(list(SUBJECTS), **config["pairs"])
-METHODS = config["methods"]
-for _name, _params in METHODS.items():
-    check_id(_name, "config: methods", "method name")
-    try:
-        load_params(None, **_params)
-    except NirInputError as exc:
-        raise NirInputError(f"config: methods.{_name}", exc.problem) from None
+METHODS = parse_methods(config["methods"])
+ANTS_VENV = config["baselines"]["ants_venv"].rstrip("/")
+# With evaluation.in_register_job, one job per pair and method registers and evaluates.
+EVALUATE_IN_REGISTER = config["evaluation"]["in_register_job"]
 QC_PAIRS = PAIRS[: config["evaluation"]["qc_pairs"]]
 
 
@@ -86,7 +81,62 @@ def params_yaml(method):
     """The YAML text of ``method``'s registration parameters (``nir register --config``)."""
     import yaml
 
-    return yaml.safe_dump(dict(METHODS[method]), sort_keys=True)
+    return yaml.safe_dump(METHODS[method].options, sort_keys=True)
+
+
+def methods_regex(engine):
+    """Wildcard constraint matching exactly the configured methods of ``engine``."""
+    names = [m.name for m in METHODS.values() if m.engine == engine]
+    return "|".join(names) if names else "(?!)"
+
+
+def method_resource(key):
+    """Resource ``key`` of a method's jobs: its ``resources`` override, else the config's.
+
+    A plain value when no method overrides ``key``: a function costs Snakemake an
+    inspection per job, which is most of a large cohort's planning time.
+    """
+    default = config["resources"][key]
+    overridden = any(key in m.resources for m in METHODS.values())
+    if key == "mem_mb":
+        if not overridden:
+            return lambda wc, attempt: default * attempt
+        return lambda wc, attempt: METHODS[wc.method].resources.get(key, default) * attempt
+    if not overridden:
+        return default
+    return lambda wc: METHODS[wc.method].resources.get(key, default)
+
+
+def registration_io(engine):
+    """Inputs and outputs of the register job of ``engine`` (plus evaluation when merged)."""
+    inputs = dict(fixed=preproc("{fixed}"), moving=preproc("{moving}"),
+                  moving_labels=preproc_labels("{moving}"))
+    if engine == "nir":
+        inputs["params"] = f"{R}/register/{{method}}/params.yaml"
+    else:
+        inputs["env"] = f"{ANTS_VENV}/nir-ants-env.json"
+    outputs = {kind: registered(kind) for kind in
+               ("warped", "warped_labels", "warp", "jacobian", "summary")}
+    if EVALUATE_IN_REGISTER:
+        inputs["fixed_labels"] = preproc_labels("{fixed}")
+        outputs["metrics"] = METRICS_CSV
+    return inputs, outputs
+
+
+METRICS_CSV = f"{R}/metrics/{{method}}/{PAIR}.csv"
+
+
+def evaluate_shell(products):
+    """``nir evaluate`` of one pair; ``products`` says where the registration outputs sit
+    (``output`` when evaluation runs inside the register job, else ``input``)."""
+    metrics = "output.metrics" if products == "output" else "output[0]"
+    return (
+        f"nir evaluate --fixed-labels {{input.fixed_labels}} --moving-labels {{input.moving_labels}}"
+        f" --warped-labels {{{products}.warped_labels}} --jacobian {{{products}.jacobian}}"
+        f" --summary {{{products}.summary}} --pair {{wildcards.moving}}_to_{{wildcards.fixed}}"
+        " --fixed {wildcards.fixed} --moving {wildcards.moving} --method {wildcards.method}"
+        f" --labels-set {{params.labels_set}} --out {{{metrics}}}"
+    )
 
 
 def preprocess_options():

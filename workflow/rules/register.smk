@@ -1,4 +1,8 @@
-# One job per method and pair: {moving} is registered onto {fixed} (pair ID {moving}_to_{fixed}).
+# One job per method and pair: {moving} is registered onto {fixed} (pair ID {moving}_to_{fixed}),
+# by NIR or by the ANTs baseline; with evaluation.in_register_job the same job also evaluates.
+
+localrules:
+    ants_env,
 
 
 rule method_params:
@@ -12,33 +16,75 @@ rule method_params:
         "printf '%s' {params.text:q} > {output} 2> {log}"
 
 
+NIR_IO = registration_io("nir")
+ANTS_IO = registration_io("ants")
+EVALUATE_AFTER = f" && {evaluate_shell('output')} >> {{log}} 2>&1" if EVALUATE_IN_REGISTER else ""
+
+
 rule register:
+    wildcard_constraints:
+        method=methods_regex("nir"),
     input:
-        fixed=preproc("{fixed}"),
-        moving=preproc("{moving}"),
-        moving_labels=preproc_labels("{moving}"),
-        params=f"{R}/register/{{method}}/params.yaml",
+        **NIR_IO[0],
     output:
-        warped=registered("warped"),
-        warped_labels=registered("warped_labels"),
-        warp=registered("warp"),
-        jacobian=registered("jacobian"),
-        summary=registered("summary"),
+        **NIR_IO[1],
     params:
         prefix=f"{R}/register/{{method}}/{PAIR}/{PAIR}",
         seed=config["seed"],
         device=config["device"],
+        labels_set=config["evaluation"]["labels_set"],
     log:
         f"{R}/logs/register/{{method}}/{PAIR}.log",
     benchmark:
         f"{R}/benchmarks/register/{{method}}/{PAIR}.tsv"
-    threads: config["resources"]["threads"]
+    threads: method_resource("threads")
     resources:
-        mem_mb=lambda wc, attempt: config["resources"]["mem_mb"] * attempt,
-        runtime=config["resources"]["runtime"],
-        gpu=config["resources"]["gpu"],
+        mem_mb=method_resource("mem_mb"),
+        runtime=method_resource("runtime"),
+        gpu=method_resource("gpu"),
     shell:
         "nir register --fixed {input.fixed} --moving {input.moving}"
         " --moving-labels {input.moving_labels} --out {params.prefix}"
         " --config {input.params} --seed {params.seed} --device {params.device}"
-        " --threads {threads} --quiet > {log} 2>&1"
+        " --threads {threads} --quiet > {log} 2>&1" + EVALUATE_AFTER
+
+
+# The antspyx environment is built once, on the submitting host (it needs the registry).
+rule ants_env:
+    output:
+        f"{ANTS_VENV}/nir-ants-env.json",
+    params:
+        venv=ANTS_VENV,
+    log:
+        f"{R}/logs/ants_env.log",
+    shell:
+        "nir ants-env --venv {params.venv} > {log} 2>&1"
+
+
+rule register_ants:
+    wildcard_constraints:
+        method=methods_regex("ants"),
+    input:
+        **ANTS_IO[0],
+    output:
+        **ANTS_IO[1],
+    params:
+        prefix=f"{R}/register/{{method}}/{PAIR}/{PAIR}",
+        python=f"{ANTS_VENV}/bin/python",
+        transform=lambda wc: METHODS[wc.method].options["transform"],
+        seed=config["seed"],
+        labels_set=config["evaluation"]["labels_set"],
+    log:
+        f"{R}/logs/register/{{method}}/{PAIR}.log",
+    benchmark:
+        f"{R}/benchmarks/register/{{method}}/{PAIR}.tsv"
+    threads: method_resource("threads")
+    resources:
+        mem_mb=method_resource("mem_mb"),
+        runtime=method_resource("runtime"),
+        gpu=0,
+    shell:
+        "nir ants-syn --fixed {input.fixed} --moving {input.moving}"
+        " --moving-labels {input.moving_labels} --out {params.prefix}"
+        " --ants-python {params.python} --transform {params.transform:q}"
+        " --seed {params.seed} --threads {threads} > {log} 2>&1" + EVALUATE_AFTER

@@ -1,0 +1,1 @@
+"""Baseline registration methods run beside NIR for comparison (ANTs SyN via antspyx)."""

@@ -1,0 +1,37 @@
+"""``nir ants-syn``: the ANTs SyN baseline, writing the same files as ``nir register``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from nir.baselines.ants_syn import register_ants
+from nir.methods import DEFAULT_TRANSFORM, TRANSFORMS
+
+HELP = ("Register a moving image onto a fixed image with ANTs SyN (antspyx, run in its own "
+        "environment from `nir ants-env`). Writes the same PREFIX_* files as `nir register`.")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the ``ants-syn`` options."""
+    parser.add_argument("--fixed", required=True, type=Path, metavar="F", help="fixed image")
+    parser.add_argument("--moving", required=True, type=Path, metavar="M", help="moving image")
+    parser.add_argument("--moving-labels", type=Path, metavar="L",
+                        help="label map on the moving grid, warped with the same field")
+    parser.add_argument("--out", required=True, metavar="PREFIX", help="output prefix")
+    parser.add_argument("--ants-python", required=True, type=Path, metavar="PY",
+                        help="Python of the antspyx environment (VENV/bin/python)")
+    parser.add_argument("--transform", default=DEFAULT_TRANSFORM, choices=TRANSFORMS,
+                        help=f"antspyx type_of_transform (default {DEFAULT_TRANSFORM}: "
+                             "antsRegistrationSyN.sh's SyN stage, CC radius 4, 100x70x50x20)")
+    parser.add_argument("--seed", type=int, default=0, help="ANTs random seed (default 0)")
+    parser.add_argument("--threads", type=int, help="ITK threads (default: all)")
+
+
+def run(args: argparse.Namespace) -> None:
+    """Run one ANTs registration."""
+    summary = register_ants(args.fixed, args.moving, args.out, args.ants_python,
+                            transform=args.transform, moving_labels=args.moving_labels,
+                            seed=args.seed, threads=args.threads)
+    print(f"nir ants-syn: {summary['seconds']:.1f} s, peak RSS {summary['peak_rss_mb']:.0f} MB, "
+          f"folded {summary['folding_percent_foreground']:.4f} % -> {args.out}_*")

@@ -1,0 +1,37 @@
+"""Workflow method specs: NIR parameter sets and the ANTs baseline, validated up front."""
+
+from __future__ import annotations
+
+import pytest
+
+from nir.errors import NirInputError
+from nir.methods import DEFAULT_TRANSFORM, parse_methods
+
+
+def test_engines_defaults_and_resources() -> None:
+    methods = parse_methods({
+        "nir-v": {"mode": "velocity", "iterations": 10},
+        "syn": {"engine": "ants", "resources": {"runtime": 120, "threads": 2}},
+    })
+    assert methods["nir-v"].engine == "nir"
+    assert methods["nir-v"].nir_params().mode == "velocity"
+    assert methods["nir-v"].nir_params().iterations == 10
+    assert methods["syn"].engine == "ants"
+    assert methods["syn"].options == {"transform": DEFAULT_TRANSFORM}
+    assert methods["syn"].resources == {"runtime": 120, "threads": 2}
+
+
+@pytest.mark.parametrize("name,spec,problem", [
+    ("affine", {}, "reserved"),
+    ("a;b", {}, "unsafe method name"),
+    ("x", {"engine": "elastix"}, "unknown engine"),
+    ("x", {"itrations": 3}, "unknown parameter"),
+    ("x", {"engine": "ants", "transform": "Rigid"}, "unsupported ANTs transform"),
+    ("x", {"engine": "ants", "mode": "velocity"}, "unknown ANTs option"),
+    ("x", {"resources": {"cpus": 2}}, "unknown key 'cpus'"),
+    ("x", {"resources": {"threads": 0}}, "threads must be an integer >= 1"),
+])
+def test_bad_method_names_the_config_entry(name, spec, problem) -> None:
+    with pytest.raises(NirInputError, match=problem) as info:
+        parse_methods({name: spec})
+    assert info.value.path.startswith("config: methods")
