@@ -14,7 +14,14 @@ from tqdm import tqdm
 
 from nir.fields import NeuralField
 from nir.geometry import apply_matrix, sample
-from nir.losses import folding_penalty, global_ncc, jacobian_determinant, local_ncc
+from nir.losses import (
+    det3,
+    diffusion_energy,
+    folding_penalty,
+    global_ncc,
+    jacobian_columns,
+    local_ncc,
+)
 from nir.params import RegistrationParams
 from nir.samplers import Batch
 
@@ -92,8 +99,11 @@ def iteration_loss(model: nn.Module, batch: Batch, ctx: FitContext, params: Regi
             sim = local_ncc(batch.fixed, warped, params.ncc_window)
         else:
             sim = global_ncc(batch.fixed, warped)
-        det = jacobian_determinant(phi, ctx.field_per_voxel * batch.step_vox)
-        return sim + params.folding_weight * folding_penalty(det, params.volume_weight)
+        columns = jacobian_columns(phi, ctx.field_per_voxel * batch.step_vox)
+        loss = sim + params.folding_weight * folding_penalty(det3(*columns), params.volume_weight)
+        if params.smoothness_weight:
+            loss = loss + params.smoothness_weight * diffusion_energy(*columns)
+        return loss
 
 
 def fit(model: nn.Module, sampler: object, ctx: FitContext, params: RegistrationParams,

@@ -40,16 +40,28 @@ def global_ncc(fixed: torch.Tensor, warped: torch.Tensor, eps: float = 1e-5) -> 
     return 1.0 - cc
 
 
-def jacobian_determinant(phi: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
-    """det of d phi / d x by forward differences on a sampled grid.
+def jacobian_columns(phi: torch.Tensor,
+                     step: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The columns of d phi / d x by forward differences on a sampled grid.
 
     ``phi`` (B, D, H, W, 3) are deformed positions of grid points spaced by ``step`` (3,) along
-    the three grid axes (same units as phi).  Returns (B, D-1, H-1, W-1).
+    the three grid axes (same units as phi).  Each column is (B, D-1, H-1, W-1, 3).
     """
     d0 = (phi[:, 1:, :-1, :-1] - phi[:, :-1, :-1, :-1]) / step[0]
     d1 = (phi[:, :-1, 1:, :-1] - phi[:, :-1, :-1, :-1]) / step[1]
     d2 = (phi[:, :-1, :-1, 1:] - phi[:, :-1, :-1, :-1]) / step[2]
-    return det3(d0, d1, d2)
+    return d0, d1, d2
+
+
+def jacobian_determinant(phi: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+    """det of d phi / d x by forward differences; (B, D-1, H-1, W-1), see jacobian_columns."""
+    return det3(*jacobian_columns(phi, step))
+
+
+def diffusion_energy(d0: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor) -> torch.Tensor:
+    """mean ||d phi / d x - I||_F^2: the squared gradient of the displacement."""
+    eye = torch.eye(3, dtype=d0.dtype, device=d0.device)
+    return sum(((d - eye[k]) ** 2).sum(-1) for k, d in enumerate((d0, d1, d2))).mean()
 
 
 def det3(c0: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,7 @@ class RegistrationParams:
     # --- field ---------------------------------------------------------------------------
     mode: str = "displacement"  # displacement | velocity (stationary, integrated by torchdiffeq)
     fourier_features: int = 64  # m random Fourier frequencies (encoding width 2m)
-    fourier_sigma: float = 1.0  # std of the frequencies of NF1, cycles per field unit
+    fourier_sigma: float = 2.0  # std of the frequencies of NF1, cycles per field unit
     fine_fourier_sigma: float = 4.0  # the same for the hybrid residual field NF2
     hidden: int = 64  # width of each SIREN layer
     layers: int = 3  # number of sine layers
@@ -52,7 +52,8 @@ class RegistrationParams:
     ncc_window: int = 5  # local NCC window side, in samples of the sampled grid (odd)
     folding_weight: float = 10.0  # x mean ReLU(-det J)
     volume_weight: float = 0.0  # x mean |1 - det J|
-    lr: float = 3e-3  # Adam learning rate
+    smoothness_weight: float = 0.3  # x mean ||grad u||^2 (diffusion regulariser)
+    lr: float = 1e-2  # Adam learning rate
     lr_final_ratio: float = 0.1  # exponential decay to lr x this at the last iteration
     plateau_patience: int = 0  # stop after this many iterations without improvement (0: off)
     plateau_tolerance: float = 1e-4  # improvement of the smoothed loss that counts

@@ -7,7 +7,14 @@ import torch
 import torch.nn.functional as F
 
 from nir.jacobian import jacobian_determinant_map
-from nir.losses import box_mean, folding_penalty, jacobian_determinant, local_ncc
+from nir.losses import (
+    box_mean,
+    diffusion_energy,
+    folding_penalty,
+    jacobian_columns,
+    jacobian_determinant,
+    local_ncc,
+)
 
 
 def test_separable_box_mean_equals_cube_mean() -> None:
@@ -41,3 +48,15 @@ def test_world_jacobian_honours_the_affine() -> None:
     disp = world * 0.1  # x -> 1.1 x in world mm: det J = 1.1^3
     det = jacobian_determinant_map(disp, affine)
     assert torch.allclose(det, torch.full_like(det, 1.1**3), atol=1e-5)
+
+
+def test_diffusion_energy_is_the_squared_displacement_gradient() -> None:
+    axes = [torch.arange(6, dtype=torch.float32) * 0.5] * 3
+    x = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1)[None]
+    step = torch.full((3,), 0.5)
+    assert float(diffusion_energy(*jacobian_columns(x, step))) == 0.0  # identity, or a shift
+    assert float(diffusion_energy(*jacobian_columns(x + 3.0, step))) == 0.0
+    gradient = torch.tensor([[0.1, 0.0, 0.2], [0.0, -0.1, 0.0], [0.3, 0.0, 0.0]])
+    phi = x + x @ gradient.T  # u(x) = G x, so ||grad u||_F^2 = sum G^2 everywhere
+    energy = float(diffusion_energy(*jacobian_columns(phi, step)))
+    assert abs(energy - float((gradient**2).sum())) < 1e-5
