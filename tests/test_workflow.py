@@ -170,8 +170,13 @@ def test_real_aligned_cohort_raises_dice(tmp_path: Path) -> None:
 
 
 def test_lint_has_only_the_environment_finding(tmp_path: Path) -> None:
-    done = subprocess.run(_command(tmp_path, TEST_CONFIG, "--lint"), capture_output=True,
-                          text=True, timeout=120, env=_env())
-    findings = set(re.findall(r"^    \* (.+?):?$", done.stdout + done.stderr, re.MULTILINE))
-    # the software environment is the project's venv (make setup), not a conda env per rule
-    assert findings <= {"Specify a conda environment or container for each rule."}, findings
+    variant = tmp_path / "variant.yaml"  # the other rules: ANTs, and a separate evaluate job
+    variant.write_text("evaluation: {in_register_job: false, labels_set: all, qc_pairs: 1}\n"
+                       "methods: {syn: {engine: ants}}\n")
+    for extra in ((), ("--configfile", str(TEST_CONFIG), str(variant))):
+        done = subprocess.run([*_command(tmp_path, TEST_CONFIG), *extra, "--lint"],
+                              capture_output=True, text=True, timeout=120, env=_env())
+        findings = set(re.findall(r"^    \* (.+?):?$", done.stdout + done.stderr, re.MULTILINE))
+        # the software environment is the project's venv (make setup), not a conda env per rule
+        assert findings <= {"Specify a conda environment or container for each rule."}, findings
+        assert "rule register" in done.stdout + done.stderr  # the linter did read the rules

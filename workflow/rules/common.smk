@@ -129,13 +129,12 @@ METRICS_CSV = f"{R}/metrics/{{method}}/{PAIR}.csv"
 def evaluate_shell(products):
     """``nir evaluate`` of one pair; ``products`` says where the registration outputs sit
     (``output`` when evaluation runs inside the register job, else ``input``)."""
-    metrics = "output.metrics" if products == "output" else "output[0]"
     return (
         f"nir evaluate --fixed-labels {{input.fixed_labels}} --moving-labels {{input.moving_labels}}"
         f" --warped-labels {{{products}.warped_labels}} --jacobian {{{products}.jacobian}}"
         f" --summary {{{products}.summary}} --pair {{wildcards.moving}}_to_{{wildcards.fixed}}"
         " --fixed {wildcards.fixed} --moving {wildcards.moving} --method {wildcards.method}"
-        f" --labels-set {{params.labels_set}} --out {{{metrics}}}"
+        " --labels-set {params.labels_set} --out {output.metrics}"
     )
 
 

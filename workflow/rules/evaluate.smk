@@ -1,6 +1,8 @@
 # One job per method and pair: long-format metrics CSV (Dice/HD95 before and after, regularity).
 # Only when evaluation.in_register_job is false; otherwise the register job writes the CSV.
 
+EVALUATE_SHELL = f"{evaluate_shell('input')} > {{log}} 2>&1"
+
 
 rule evaluate:
     input:
@@ -10,10 +12,10 @@ rule evaluate:
         jacobian=registered("jacobian"),
         summary=registered("summary"),
     output:
-        METRICS_CSV,
+        metrics=METRICS_CSV,
     params:
         labels_set=config["evaluation"]["labels_set"],
     log:
         f"{R}/logs/evaluate/{{method}}/{PAIR}.log",
     shell:
-        evaluate_shell("input") + " > {log} 2>&1"
+        EVALUATE_SHELL

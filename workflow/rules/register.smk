@@ -19,6 +19,18 @@ rule method_params:
 NIR_IO = registration_io("nir")
 ANTS_IO = registration_io("ants")
 EVALUATE_AFTER = f" && {evaluate_shell('output')} >> {{log}} 2>&1" if EVALUATE_IN_REGISTER else ""
+NIR_SHELL = (
+    "nir register --fixed {input.fixed} --moving {input.moving}"
+    " --moving-labels {input.moving_labels} --out {params.prefix}"
+    " --config {input.params} --seed {params.seed} --device {params.device}"
+    f" --threads {{threads}} --quiet > {{log}} 2>&1{EVALUATE_AFTER}"
+)
+ANTS_SHELL = (
+    "nir ants-syn --fixed {input.fixed} --moving {input.moving}"
+    " --moving-labels {input.moving_labels} --out {params.prefix}"
+    " --ants-python {params.python} --transform {params.transform:q}"
+    f" --seed {{params.seed}} --threads {{threads}} > {{log}} 2>&1{EVALUATE_AFTER}"
+)
 
 
 rule register:
@@ -43,10 +55,7 @@ rule register:
         runtime=method_resource("runtime"),
         gpu=method_resource("gpu"),
     shell:
-        "nir register --fixed {input.fixed} --moving {input.moving}"
-        " --moving-labels {input.moving_labels} --out {params.prefix}"
-        " --config {input.params} --seed {params.seed} --device {params.device}"
-        " --threads {threads} --quiet > {log} 2>&1" + EVALUATE_AFTER
+        NIR_SHELL
 
 
 # The antspyx environment is built once, on the submitting host (it needs the registry).
@@ -54,7 +63,7 @@ rule ants_env:
     output:
         f"{ANTS_VENV}/nir-ants-env.json",
     params:
-        venv=ANTS_VENV,
+        venv=folder_of("output"),
     log:
         f"{R}/logs/ants_env.log",
     shell:
@@ -84,7 +93,4 @@ rule register_ants:
         runtime=method_resource("runtime"),
         gpu=0,
     shell:
-        "nir ants-syn --fixed {input.fixed} --moving {input.moving}"
-        " --moving-labels {input.moving_labels} --out {params.prefix}"
-        " --ants-python {params.python} --transform {params.transform:q}"
-        " --seed {params.seed} --threads {threads} > {log} 2>&1" + EVALUATE_AFTER
+        ANTS_SHELL
