@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from nir.baselines.ants_syn import register_ants
+from nir.commands.register import add_pair_arguments
 from nir.methods import DEFAULT_TRANSFORM, TRANSFORMS
 
 HELP = ("Register a moving image onto a fixed image with ANTs SyN (antspyx, run in its own "
@@ -14,11 +15,7 @@ HELP = ("Register a moving image onto a fixed image with ANTs SyN (antspyx, run 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the ``ants-syn`` options."""
-    parser.add_argument("--fixed", required=True, type=Path, metavar="F", help="fixed image")
-    parser.add_argument("--moving", required=True, type=Path, metavar="M", help="moving image")
-    parser.add_argument("--moving-labels", type=Path, metavar="L",
-                        help="label map on the moving grid, warped with the same field")
-    parser.add_argument("--out", required=True, metavar="PREFIX", help="output prefix")
+    add_pair_arguments(parser)
     parser.add_argument("--ants-python", required=True, type=Path, metavar="PY",
                         help="Python of the antspyx environment (VENV/bin/python)")
     parser.add_argument("--transform", default=DEFAULT_TRANSFORM, choices=TRANSFORMS,

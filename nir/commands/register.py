@@ -20,11 +20,7 @@ HELP = ("Register a moving image onto a fixed image with a neural field. Writes 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the ``register`` options."""
-    parser.add_argument("--fixed", required=True, type=Path, metavar="F", help="fixed image")
-    parser.add_argument("--moving", required=True, type=Path, metavar="M", help="moving image")
-    parser.add_argument("--moving-labels", type=Path, metavar="L",
-                        help="label map on the moving grid, warped with the same field")
-    parser.add_argument("--out", required=True, metavar="PREFIX", help="output prefix")
+    add_pair_arguments(parser)
     parser.add_argument("--mode", choices=MODES, help="field type (default displacement)")
     parser.add_argument("--sampler", choices=SAMPLERS, help="coordinate sampler (default hybrid)")
     parser.add_argument("--iterations", type=int,
@@ -36,6 +32,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="YAML of parameters (see nir.params.RegistrationParams); "
                              "flags win over it")
     add_runtime_arguments(parser)
+
+
+def add_pair_arguments(parser: argparse.ArgumentParser) -> None:
+    """--fixed, --moving, --moving-labels and --out, shared by the registration verbs."""
+    parser.add_argument("--fixed", required=True, type=Path, metavar="F", help="fixed image")
+    parser.add_argument("--moving", required=True, type=Path, metavar="M", help="moving image")
+    parser.add_argument("--moving-labels", type=Path, metavar="L",
+                        help="label map on the moving grid, warped with the same field")
+    parser.add_argument("--out", required=True, metavar="PREFIX", help="output prefix")
 
 
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
