@@ -66,6 +66,13 @@ def _nifti_header(img: nib.spatialimages.SpatialImage) -> nib.nifti1.Nifti1Heade
     return nib.Nifti1Image(np.zeros((2, 2, 2), np.float32), img.affine).header
 
 
+def same_grid(shape: tuple[int, ...], affine: np.ndarray, other_shape: tuple[int, ...],
+              other_affine: np.ndarray) -> bool:
+    """True when two voxel grids have the same shape and affine (within AFFINE_ATOL_MM)."""
+    return tuple(shape) == tuple(other_shape) and np.allclose(affine, other_affine,
+                                                              atol=AFFINE_ATOL_MM)
+
+
 def load_volume(path: str | Path) -> Volume:
     """Read an intensity image; reject unreadable, non-3D, non-finite or all-zero files."""
     img = _read(path)

@@ -38,6 +38,15 @@ def _thin(curve: list[float]) -> list[float]:
     return [round(v, 6) for v in curve[::step]]
 
 
+def load_pair(fixed: str | Path, moving: str | Path,
+              moving_labels: str | Path | None) -> tuple[Volume, Volume, Volume | None]:
+    """Read and check a pair's fixed and moving images and the moving labels (on its grid)."""
+    fixed_v = load_volume(fixed)
+    moving_v = load_volume(moving)
+    labels_v = load_labels(moving_labels, like=moving_v) if moving_labels else None
+    return fixed_v, moving_v, labels_v
+
+
 def write_outputs(fixed_v: Volume, moving_v: Volume, labels_v: Volume | None,
                   displacement: torch.Tensor, paths: dict[str, Path],
                   label_interpolation: str = "onehot",
@@ -74,9 +83,7 @@ def register_files(fixed: str | Path, moving: str | Path, out_prefix: str | Path
     """
     start = time.perf_counter()
     device = torch.device(device)
-    fixed_v = load_volume(fixed)
-    moving_v = load_volume(moving)
-    labels_v = load_labels(moving_labels, like=moving_v) if moving_labels else None
+    fixed_v, moving_v, labels_v = load_pair(fixed, moving, moving_labels)
     result = register(fixed_v, moving_v, params, seed=seed, device=device, progress=progress,
                       inverse=inverse)
     paths = output_paths(out_prefix, labels_v is not None, inverse)

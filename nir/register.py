@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -14,7 +13,7 @@ from nir.fields import ComposedField, DenseField, NeuralField
 from nir.fit import FitContext, FitLog, fit
 from nir.frame import FieldFrame
 from nir.inference import dense_deformation, field_to_world_displacement
-from nir.io import AFFINE_ATOL_MM, Volume
+from nir.io import Volume, same_grid
 from nir.params import RegistrationParams
 from nir.samplers import DownsizeSampler, MinipatchSampler, RandomSampler
 from nir.smoothing import gaussian_blur
@@ -74,8 +73,7 @@ def register(fixed: Volume, moving: Volume, params: RegistrationParams, seed: in
     """
     if inverse and params.mode != "velocity":
         raise NirInputError(None, "an inverse warp needs --mode velocity")
-    if inverse and (fixed.shape != moving.shape
-                    or not np.allclose(fixed.affine, moving.affine, atol=AFFINE_ATOL_MM)):
+    if inverse and not same_grid(fixed.shape, fixed.affine, moving.shape, moving.affine):
         raise NirInputError(moving.path, "an inverse warp needs the moving image on the fixed "
                                          "grid (run nir preprocess on both first)")
     device = torch.device(device)

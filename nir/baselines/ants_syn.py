@@ -18,13 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from nir.displacement import load_warp
 from nir.errors import NirInputError
-from nir.io import AFFINE_ATOL_MM, load_labels, load_volume
+from nir.io import same_grid
 from nir.methods import DEFAULT_TRANSFORM, check_transform
-from nir.pair import output_paths, write_outputs
+from nir.pair import load_pair, output_paths, write_outputs
 from nir.summary import versions, write_json
 
 ANTSPYX_REQUIREMENT = "antspyx==0.6.3"
@@ -88,18 +86,14 @@ def register_ants(fixed: str | Path, moving: str | Path, out_prefix: str | Path,
     if not python.exists():
         raise NirInputError(python, "no antspyx environment here; create it with "
                                     "`nir ants-env --venv DIR`")
-    fixed_v = load_volume(fixed)
-    moving_v = load_volume(moving)
-    labels_v = load_labels(moving_labels, like=moving_v) if moving_labels else None
+    fixed_v, moving_v, labels_v = load_pair(fixed, moving, moving_labels)
     paths = output_paths(out_prefix, labels_v is not None)
     paths["warp"].parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".ants-", dir=paths["warp"].parent) as tmp:
         info = _run_ants(python, Path(fixed), Path(moving), transform, seed, threads,
                          Path(tmp))
         displacement, warp_affine, _ = load_warp(Path(tmp) / "warp.nii.gz")
-    if tuple(displacement.shape[:3]) != fixed_v.shape or not torch.allclose(
-            torch.from_numpy(warp_affine), torch.from_numpy(fixed_v.affine),
-            atol=AFFINE_ATOL_MM):
+    if not same_grid(displacement.shape[:3], warp_affine, fixed_v.shape, fixed_v.affine):
         raise RuntimeError(f"ANTs returned a warp off the fixed grid of {fixed}")
     t0 = time.perf_counter()
     folding = write_outputs(fixed_v, moving_v, labels_v, displacement, paths)

@@ -10,7 +10,7 @@ import torch
 
 from nir.displacement import load_warp
 from nir.errors import NirInputError
-from nir.io import AFFINE_ATOL_MM, load_labels, load_volume, save_volume
+from nir.io import load_labels, load_volume, same_grid, save_volume
 from nir.warp import moving_coordinates, warp_image, warp_labels
 
 HELP = ("Apply a PREFIX_warp.nii.gz (ITK/ANTs displacement field) to any image or label map, "
@@ -35,8 +35,7 @@ def run(args: argparse.Namespace) -> None:
     """Resample ``--moving`` through ``--warp`` onto ``--reference``."""
     disp, warp_affine, _ = load_warp(args.warp)
     reference = load_volume(args.reference)
-    if tuple(disp.shape[:3]) != reference.shape or not np.allclose(
-            warp_affine, reference.affine, atol=AFFINE_ATOL_MM):
+    if not same_grid(disp.shape[:3], warp_affine, reference.shape, reference.affine):
         raise NirInputError(args.warp, f"warp grid {tuple(disp.shape[:3])} does not match the "
                                        f"reference grid {reference.shape} ({args.reference})")
     moving = load_labels(args.moving) if args.labels else load_volume(args.moving)
