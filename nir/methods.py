@@ -74,7 +74,7 @@ def parse_method(name: str, spec: dict[str, Any]) -> Method:
         raise NirInputError(source, f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
     try:
         if engine == "nir":
-            load_params(None, **options)
+            Method(name, engine, options).nir_params()
         else:
             unknown = set(options) - {"transform"}
             if unknown:

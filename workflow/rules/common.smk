@@ -97,14 +97,10 @@ def method_resource(key):
     inspection per job, which is most of a large cohort's planning time.
     """
     default = config["resources"][key]
-    overridden = any(key in m.resources for m in METHODS.values())
+    per_method = lambda wc: METHODS[wc.method].resources.get(key, default)
     if key == "mem_mb":
-        if not overridden:
-            return lambda wc, attempt: default * attempt
-        return lambda wc, attempt: METHODS[wc.method].resources.get(key, default) * attempt
-    if not overridden:
-        return default
-    return lambda wc: METHODS[wc.method].resources.get(key, default)
+        return lambda wc, attempt: per_method(wc) * attempt
+    return per_method if any(key in m.resources for m in METHODS.values()) else default
 
 
 def registration_io(engine):
