@@ -53,11 +53,6 @@ def jacobian_columns(phi: torch.Tensor,
     return d0, d1, d2
 
 
-def jacobian_determinant(phi: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
-    """det of d phi / d x by forward differences; (B, D-1, H-1, W-1), see jacobian_columns."""
-    return det3(*jacobian_columns(phi, step))
-
-
 def diffusion_energy(d0: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor) -> torch.Tensor:
     """mean ||d phi / d x - I||_F^2: the squared gradient of the displacement."""
     eye = torch.eye(3, dtype=d0.dtype, device=d0.device)
