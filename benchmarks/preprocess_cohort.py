@@ -39,19 +39,21 @@ def main(data: Path, out: Path) -> None:
         summary = preprocess_subject(data / sub / "anat" / f"{sub}_T1w.nii.gz", out / sub,
                                      labels=fs / f"{sub}_desc-aseg_dseg.nii.gz", device="cpu")
         seconds = time.perf_counter() - start
-        mask = np.asarray(nib.load(f"{out / sub}_brainmask.nii.gz").dataobj) > 0
+        mask_img = nib.load(f"{out / sub}_brainmask.nii.gz")
+        mask = np.asarray(mask_img.dataobj) > 0
+        voxel_ml = float(np.prod(mask_img.header.get_zooms()[:3])) / 1000.0
         ref = np.asarray(nib.load(fs / f"{sub}_desc-brain_T1w.nii.gz").dataobj) > 0
         ours[sub] = np.asarray(nib.load(f"{out / sub}_labels.nii.gz").dataobj)
         aligned = data / "derivatives/aligned160" / sub / "anat"
         talairach[sub] = np.asarray(
             nib.load(aligned / f"{sub}_space-MNI305_desc-aseg_dseg.nii.gz").dataobj)
-        rows.append((sub, dice(mask, ref), seconds, summary["affine_metric"]["value"],
-                     summary["seconds"]))
+        rows.append((sub, dice(mask, ref), mask.sum() * voxel_ml, ref.sum() * voxel_ml, seconds,
+                     summary["affine_metric"]["value"], summary["seconds"]))
         print(f"done {sub}: {seconds:.1f} s", flush=True)
-    print("\nsubject  mask_dice  seconds  ncc    steps")
-    for sub, d, s, ncc, steps in rows:
+    print("\nsubject  mask_dice  ml_ours  ml_freesurfer  seconds  ncc    steps")
+    for sub, d, ml, ml_ref, s, ncc, steps in rows:
         detail = " ".join(f"{k}={v:.1f}" for k, v in steps.items() if k != "total")
-        print(f"{sub}   {d:.4f}     {s:6.1f}  {ncc:.3f}  {detail}")
+        print(f"{sub}   {d:.4f}     {ml:7.0f}  {ml_ref:13.0f}  {s:7.1f}  {ncc:.3f}  {detail}")
     print("\npair            ours    aligned160")
     pair_scores = []
     for a, b in itertools.combinations(subjects, 2):
@@ -61,8 +63,9 @@ def main(data: Path, out: Path) -> None:
     mean = np.mean(pair_scores, axis=0)
     print(f"mean (n={len(pair_scores)})   {mean[0]:.4f}  {mean[1]:.4f}")
     masks = [r[1] for r in rows]
+    times = [r[4] for r in rows]
     print(f"mask Dice min {min(masks):.4f} mean {np.mean(masks):.4f}; "
-          f"seconds max {max(r[2] for r in rows):.1f} mean {np.mean([r[2] for r in rows]):.1f}")
+          f"seconds max {max(times):.1f} mean {np.mean(times):.1f}")
 
 
 if __name__ == "__main__":

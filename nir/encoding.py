@@ -1,4 +1,5 @@
-"""Gaussian random Fourier-feature encoding of 3D coordinates (Tancik et al. 2020)."""
+"""Coordinate encodings: Gaussian random Fourier features (Tancik et al. 2020) and learnable
+multi-resolution feature grids (as in Instant-NGP, without hashing)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import math
 
 import torch
 from torch import nn
+
+from nir.geometry import sample
 
 
 class FourierFeatures(nn.Module):
@@ -29,3 +32,32 @@ class FourierFeatures(nn.Module):
         """Encode points (..., 3) into (..., 2m)."""
         proj = x @ self.freqs
         return torch.cat([proj.sin(), proj.cos()], dim=-1)
+
+
+class GridFeatures(nn.Module):
+    """Learnable feature grids over the cube [-1, 1]^3 of the field frame, read trilinearly.
+
+    Each level is a grid of ``n_features`` channels with nodes ``spacing`` field units apart;
+    the encoding concatenates the levels.  Unlike Fourier features it has local capacity: a
+    fine level can bend the field in one gyrus without touching the next.
+
+    Args:
+        spacings: node spacing of each level, in field units.
+        n_features: channels per level.
+        generator: seeded generator for the small uniform initial values.
+    """
+
+    def __init__(self, spacings: tuple[float, ...], n_features: int,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.grids = nn.ParameterList()
+        for spacing in spacings:
+            n = max(2, round(2.0 / spacing) + 1)
+            init = (torch.rand(n_features, n, n, n, generator=generator) - 0.5) * 2e-4
+            self.grids.append(nn.Parameter(init))
+        self.out_features = n_features * len(spacings)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Encode points (..., 3) into (..., levels x n_features)."""
+        return torch.cat([sample(g, x, padding_mode="border").movedim(0, -1)
+                          for g in self.grids], dim=-1)

@@ -11,14 +11,18 @@ import torch
 from torch import nn
 from torchdiffeq import odeint
 
-from nir.encoding import FourierFeatures
+from nir.encoding import FourierFeatures, GridFeatures
 from nir.geometry import apply_matrix, identity_grid, sample
 from nir.params import RegistrationParams
 from nir.siren import Siren
 
 
 class NeuralField(nn.Module):
-    """Fourier features -> SIREN -> 3 outputs, read as a displacement or a stationary velocity.
+    """Encoding -> SIREN -> 3 outputs, read as a displacement or a stationary velocity.
+
+    The encoding is random Fourier features, or for the hybrid residual field NF2 optionally
+    learnable feature grids (``fine_encoding: grid``, spacings in mm over ``radius_mm``, the
+    field unit).
 
     ``displacement`` mode: phi(x) = x + u(x).  ``velocity`` mode: phi(x) is the solution at
     t = 1 of dy/dt = v(y), y(0) = x, integrated by torchdiffeq's fixed-step solver; the
@@ -26,14 +30,19 @@ class NeuralField(nn.Module):
     """
 
     def __init__(self, params: RegistrationParams, generator: torch.Generator | None = None,
-                 fine: bool = False) -> None:
+                 fine: bool = False, radius_mm: float = 1.0) -> None:
         super().__init__()
-        sigma = params.fine_fourier_sigma if fine else params.fourier_sigma
         self.mode = params.mode
         self.output_scale = params.output_scale
         self.ode_method = params.ode_method
         self.ode_steps = params.ode_steps
-        self.encoding = FourierFeatures(params.fourier_features, sigma, generator)
+        self.encoding: nn.Module
+        if fine and params.fine_encoding == "grid":
+            spacings = tuple(s / radius_mm for s in params.grid_spacings_mm)
+            self.encoding = GridFeatures(spacings, params.grid_features, generator)
+        else:
+            sigma = params.fine_fourier_sigma if fine else params.fourier_sigma
+            self.encoding = FourierFeatures(params.fourier_features, sigma, generator)
         self.net = Siren(self.encoding.out_features, params.hidden, params.layers, params.omega0,
                          params.omega0_hidden, generator=generator)
         self.register_buffer("_times", torch.tensor([0.0, 1.0]))

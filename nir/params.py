@@ -5,7 +5,7 @@ A YAML file passed with ``--config`` may set any field below; command-line flags
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,8 @@ from nir.errors import NirInputError
 
 MODES = ("displacement", "velocity")
 SAMPLERS = ("random", "downsize", "minipatch", "hybrid")
+FINE_SAMPLERS = ("downsize", "minipatch")
+ENCODINGS = ("fourier", "grid")
 ODE_METHODS = ("euler", "midpoint", "heun3", "rk4")
 
 
@@ -30,7 +32,11 @@ class RegistrationParams:
     mode: str = "displacement"  # displacement | velocity (stationary, integrated by torchdiffeq)
     fourier_features: int = 64  # m random Fourier frequencies (encoding width 2m)
     fourier_sigma: float = 2.0  # std of the frequencies of NF1, cycles per field unit
-    fine_fourier_sigma: float = 4.0  # the same for the hybrid residual field NF2
+    fine_fourier_sigma: float = 4.0  # the same for NF2 when fine_encoding is fourier
+    fine_encoding: str = "grid"  # hybrid NF2 encoding: grid (learnable feature grids) | fourier
+    grid_spacings_mm: list[float] = field(default_factory=lambda: [18.0, 9.0, 4.5])
+    #                                  node spacing of each feature-grid level of NF2, mm
+    grid_features: int = 4  # channels per feature-grid level
     hidden: int = 64  # width of each SIREN layer
     layers: int = 3  # number of sine layers
     omega0: float = 1.0  # SIREN frequency factor of the first sine layer
@@ -41,9 +47,11 @@ class RegistrationParams:
     # --- sampling ------------------------------------------------------------------------
     sampler: str = "hybrid"  # random | downsize | minipatch | hybrid
     coarse_iterations: int = 150  # hybrid phase 1: NF1 with the downsize sampler
-    iterations: int = 150  # hybrid phase 2 (NF2, mini-patches), or all iterations otherwise
+    iterations: int = 100  # hybrid phase 2 (NF2), or all iterations otherwise
     downsize_spacing_mm: float = 3.0  # strided-grid step in mm (rounded to whole voxels);
     #                                   images are Gaussian-blurred to that scale first
+    fine_sampler: str = "downsize"  # hybrid phase 2 sampler: downsize | minipatch
+    fine_spacing_mm: float = 2.0  # strided-grid step of a downsize phase 2, mm
     patches: int = 6  # mini-patches per iteration, centred on the fixed foreground
     patch_size: int = 16  # mini-patch side, voxels
     field_stride: int = 2  # evaluate the field every n samples of a batch, interpolate between
@@ -67,11 +75,20 @@ class RegistrationParams:
         checks = [
             (self.mode in MODES, f"mode must be one of {MODES}, got {self.mode!r}"),
             (self.sampler in SAMPLERS, f"sampler must be one of {SAMPLERS}, got {self.sampler!r}"),
+            (self.fine_sampler in FINE_SAMPLERS,
+             f"fine_sampler must be one of {FINE_SAMPLERS}, got {self.fine_sampler!r}"),
+            (self.fine_encoding in ENCODINGS,
+             f"fine_encoding must be one of {ENCODINGS}, got {self.fine_encoding!r}"),
+            (len(self.grid_spacings_mm) > 0 and all(isinstance(s, (int, float)) and s > 0
+                                                   for s in self.grid_spacings_mm),
+             "grid_spacings_mm must be a non-empty list of positive spacings"),
+            (self.grid_features >= 1, "grid_features must be >= 1"),
             (self.label_interpolation in ("onehot", "nearest"),
              "label_interpolation must be onehot or nearest"),
             (self.iterations >= 0 and self.coarse_iterations >= 0, "iterations must be >= 0"),
             (self.lr > 0, "lr must be > 0"),
-            (self.downsize_spacing_mm > 0, "downsize_spacing_mm must be > 0"),
+            (self.downsize_spacing_mm > 0 and self.fine_spacing_mm > 0,
+             "downsize_spacing_mm and fine_spacing_mm must be > 0"),
             (self.patch_size >= 2 and self.patches >= 1, "patch_size must be >= 2, patches >= 1"),
             (self.ncc_window >= 1 and self.ncc_window % 2 == 1, "ncc_window must be odd"),
             (self.ode_steps >= 1, "ode_steps must be >= 1"),

@@ -52,6 +52,17 @@ def _context(moving: torch.Tensor, frame: FieldFrame, moving_volume: Volume,
     )
 
 
+def _downsize_phase(f_img: torch.Tensor, m_img: torch.Tensor, spacing_mm: float,
+                    frame: FieldFrame, moving: Volume, device: torch.device,
+                    generator: torch.Generator) -> tuple[DownsizeSampler, FitContext]:
+    """A strided-grid sampler about ``spacing_mm`` apart and its context, both images blurred
+    to that scale (Gaussian, sigma half the stride)."""
+    stride = max(1, round(spacing_mm / min(frame.spacing)))
+    sigma = 0.5 * stride if stride > 1 else 0.0
+    sampler = DownsizeSampler(gaussian_blur(f_img, sigma), stride, generator)
+    return sampler, _context(gaussian_blur(m_img, sigma), frame, moving, device)
+
+
 class _Inverse(nn.Module):
     """The inverse map of a velocity field (or composition of them) as a module."""
 
@@ -88,10 +99,8 @@ def register(fixed: Volume, moving: Volume, params: RegistrationParams, seed: in
     nf1 = NeuralField(params, generator).to(device)
     coarse = params.sampler in ("hybrid", "downsize")
     if coarse:
-        stride = max(1, round(params.downsize_spacing_mm / min(frame.spacing)))
-        sigma = 0.5 * stride if stride > 1 else 0.0
-        sampler = DownsizeSampler(gaussian_blur(f_img, sigma), stride, generator)
-        ctx = _context(gaussian_blur(m_img, sigma), frame, moving, device)
+        sampler, ctx = _downsize_phase(f_img, m_img, params.downsize_spacing_mm, frame, moving,
+                                       device, generator)
         iterations = params.coarse_iterations if params.sampler == "hybrid" else params.iterations
         result.phases["coarse"] = fit(nf1, sampler, ctx, params, iterations,
                                       "NF1 downsize", progress)
@@ -104,12 +113,16 @@ def register(fixed: Volume, moving: Volume, params: RegistrationParams, seed: in
                                   params.inference_stride)
         norm_from_field = torch.as_tensor(frame.norm_from_field, dtype=torch.float32,
                                           device=device)
-        nf2 = NeuralField(params, generator, fine=True).to(device)
+        nf2 = NeuralField(params, generator, fine=True, radius_mm=frame.radius_mm).to(device)
         model = ComposedField(DenseField(phi1, norm_from_field), nf2)
         exact = ComposedField(nf1, nf2)
-        sampler = MinipatchSampler(f_img, mask, params.patches, params.patch_size, generator)
+        if params.fine_sampler == "downsize":
+            sampler, ctx = _downsize_phase(f_img, m_img, params.fine_spacing_mm, frame, moving,
+                                           device, generator)
+        else:
+            sampler = MinipatchSampler(f_img, mask, params.patches, params.patch_size, generator)
         result.phases["fine"] = fit(model, sampler, ctx, params, params.iterations,
-                                    "NF2 minipatch", progress)
+                                    f"NF2 {params.fine_sampler}", progress)
     elif params.sampler == "minipatch":
         sampler = MinipatchSampler(f_img, mask, params.patches, params.patch_size, generator)
         result.phases["fine"] = fit(nf1, sampler, ctx, params, params.iterations,
