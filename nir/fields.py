@@ -30,7 +30,7 @@ class NeuralField(nn.Module):
     """
 
     def __init__(self, params: RegistrationParams, generator: torch.Generator | None = None,
-                 fine: bool = False, radius_mm: float = 1.0) -> None:
+                 fine: bool = False, radius_mm: float | None = None) -> None:
         super().__init__()
         self.mode = params.mode
         self.output_scale = params.output_scale
@@ -38,6 +38,8 @@ class NeuralField(nn.Module):
         self.ode_steps = params.ode_steps
         self.encoding: nn.Module
         if fine and params.fine_encoding == "grid":
+            if radius_mm is None:
+                raise ValueError("a feature-grid field needs radius_mm, the field unit in mm")
             spacings = tuple(s / radius_mm for s in params.grid_spacings_mm)
             self.encoding = GridFeatures(spacings, params.grid_features, generator)
         else:
