@@ -19,15 +19,17 @@ rule method_params:
 NIR_IO = registration_io("nir")
 ANTS_IO = registration_io("ants")
 EVALUATE_AFTER = f" && {evaluate_shell('output')} >> {{log}} 2>&1" if EVALUATE_IN_REGISTER else ""
-NIR_SHELL = (
-    "nir register --fixed {input.fixed} --moving {input.moving}"
+PAIR_ARGS = (  # the options of nir.commands.register.add_pair_arguments, shared by both verbs
+    "--fixed {input.fixed} --moving {input.moving}"
     " --moving-labels {input.moving_labels} --out {params.prefix}"
+)
+NIR_SHELL = (
+    f"nir register {PAIR_ARGS}"
     " --config {input.params} --seed {params.seed} --device {params.device}"
     f" --threads {{threads}} --quiet > {{log}} 2>&1{EVALUATE_AFTER}"
 )
 ANTS_SHELL = (
-    "nir ants-syn --fixed {input.fixed} --moving {input.moving}"
-    " --moving-labels {input.moving_labels} --out {params.prefix}"
+    f"nir ants-syn {PAIR_ARGS}"
     " --ants-python {params.python} --transform {params.transform:q}"
     f" --seed {{params.seed}} --threads {{threads}} > {{log}} 2>&1{EVALUATE_AFTER}"
 )
