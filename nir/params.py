@@ -29,7 +29,7 @@ class RegistrationParams:
     """
 
     # --- field ---------------------------------------------------------------------------
-    mode: str = "displacement"  # displacement | velocity (stationary, integrated by torchdiffeq)
+    mode: str = "velocity"  # velocity (stationary, integrated by torchdiffeq) | displacement
     fourier_features: int = 64  # m random Fourier frequencies (encoding width 2m)
     fourier_sigma: float = 2.0  # std of the frequencies of NF1, cycles per field unit
     fine_fourier_sigma: float = 4.0  # the same for NF2 when fine_encoding is fourier
@@ -47,7 +47,7 @@ class RegistrationParams:
     # --- sampling ------------------------------------------------------------------------
     sampler: str = "hybrid"  # random | downsize | minipatch | hybrid
     coarse_iterations: int = 150  # hybrid phase 1: NF1 with the downsize sampler
-    iterations: int = 100  # hybrid phase 2 (NF2), or all iterations otherwise
+    iterations: int = 150  # hybrid phase 2 (NF2), or all iterations otherwise
     downsize_spacing_mm: float = 3.0  # strided-grid step in mm (rounded to whole voxels);
     #                                   images are Gaussian-blurred to that scale first
     fine_sampler: str = "downsize"  # hybrid phase 2 sampler: downsize | minipatch
@@ -57,7 +57,7 @@ class RegistrationParams:
     field_stride: int = 2  # evaluate the field every n samples of a batch, interpolate between
     random_points: int = 8192  # random sampler: points per iteration (2x2x2 stencils each)
     # --- loss and optimiser --------------------------------------------------------------
-    ncc_window: int = 5  # local NCC window side, in samples of the sampled grid (odd)
+    ncc_window: int = 9  # local NCC window side, in samples of the sampled grid (odd)
     folding_weight: float = 10.0  # x mean ReLU(-det J)
     volume_weight: float = 0.0  # x mean |1 - det J|
     smoothness_weight: float = 0.3  # x mean ||grad u||^2 (diffusion regulariser)

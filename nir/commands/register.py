@@ -21,7 +21,7 @@ HELP = ("Register a moving image onto a fixed image with a neural field. Writes 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the ``register`` options."""
     add_pair_arguments(parser)
-    parser.add_argument("--mode", choices=MODES, help="field type (default displacement)")
+    parser.add_argument("--mode", choices=MODES, help="field type (default velocity)")
     parser.add_argument("--sampler", choices=SAMPLERS, help="coordinate sampler (default hybrid)")
     parser.add_argument("--iterations", type=int,
                         help="iterations (the fine phase when --sampler hybrid)")
