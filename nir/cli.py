@@ -7,7 +7,7 @@ import importlib
 import sys
 
 from nir import __version__
-from nir.errors import NirInputError
+from nir.errors import NirInputError, NirRunError
 
 COMMANDS = ("register", "apply", "jacobian", "preprocess", "demo", "evaluate", "tables",
             "figures", "ants-syn", "ants-env")
@@ -27,13 +27,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; bad input exits with status 2 and one line on stderr."""
+    """Entry point; bad input exits with status 2, a failed external tool with 1, each with one
+    line on stderr."""
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
     except NirInputError as exc:
         print(f"nir {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except NirRunError as exc:
+        print(f"nir {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

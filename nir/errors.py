@@ -1,4 +1,4 @@
-"""The one error type that bad user input raises."""
+"""The two error types the command line reports in one line: bad input and a failed tool."""
 
 from __future__ import annotations
 
@@ -12,3 +12,7 @@ class NirInputError(ValueError):
         self.path = None if path is None else str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path else problem)
+
+
+class NirRunError(RuntimeError):
+    """An external tool (ANTs) failed or was killed; the message says which run and how."""

@@ -119,3 +119,16 @@ def test_missing_ants_environment_is_one_clear_error(pair_3mm, tmp_path, capsys)
     err = capsys.readouterr().err
     assert code == 2 and "nir ants-env" in err and len(err.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_killed_ants_run_is_one_line_and_leaves_nothing(pair_3mm, tmp_path, capsys) -> None:
+    python = tmp_path / "python"  # stands in for an antspyx interpreter the scheduler kills
+    python.write_text("#!/bin/sh\necho 'Registering...'\nkill -TERM $$\n")
+    python.chmod(0o755)
+    out = tmp_path / "out"
+    code = main(["ants-syn", "--fixed", str(pair_3mm["fixed"]), "--moving",
+                 str(pair_3mm["moving"]), "--out", str(out / "x"), "--ants-python", str(python)])
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert "killed by signal 15" in err and "moving.nii.gz" in err
+    assert not out.exists() or list(out.iterdir()) == []

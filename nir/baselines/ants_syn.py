@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nir.displacement import load_warp
-from nir.errors import NirInputError
+from nir.errors import NirInputError, NirRunError
 from nir.io import same_grid
 from nir.methods import DEFAULT_TRANSFORM, check_transform
 from nir.pair import load_pair, output_paths, write_outputs
@@ -65,8 +65,9 @@ def _run_ants(python: Path, fixed: Path, moving: Path, transform: str, seed: int
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise RuntimeError(f"ANTs registration of {moving} onto {fixed} failed "
-                           f"(exit {done.returncode}): {tail[0]}")
+        how = (f"was killed by signal {-done.returncode}" if done.returncode < 0
+               else f"failed (exit {done.returncode}): {tail[0]}")
+        raise NirRunError(f"ANTs registration of {moving} onto {fixed} {how}")
     return json.loads((work / "info.json").read_text())
 
 
@@ -94,7 +95,7 @@ def register_ants(fixed: str | Path, moving: str | Path, out_prefix: str | Path,
                          Path(tmp))
         displacement, warp_affine, _ = load_warp(Path(tmp) / "warp.nii.gz")
     if not same_grid(displacement.shape[:3], warp_affine, fixed_v.shape, fixed_v.affine):
-        raise RuntimeError(f"ANTs returned a warp off the fixed grid of {fixed}")
+        raise NirRunError(f"ANTs returned a warp off the fixed grid of {fixed}")
     t0 = time.perf_counter()
     folding = write_outputs(fixed_v, moving_v, labels_v, displacement, paths)
     summary = {
