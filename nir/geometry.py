@@ -45,6 +45,13 @@ def apply_matrix(matrix: np.ndarray | torch.Tensor, points: torch.Tensor) -> tor
     return points @ m[:3, :3].T + m[:3, 3]
 
 
+def voxel_indices(shape: tuple[int, ...], device: torch.device | str = "cpu",
+                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Voxel (i, j, k) index of every voxel centre, shape (*shape, 3)."""
+    axes = [torch.arange(n, device=device, dtype=dtype) for n in shape]
+    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
+
+
 def identity_grid(shape: tuple[int, int, int], device: torch.device | str = "cpu",
                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Normalised coords of every voxel centre, shape (*shape, 3)."""

@@ -8,7 +8,7 @@ from torch import nn
 from tqdm import tqdm
 
 from nir.frame import FieldFrame
-from nir.geometry import apply_matrix
+from nir.geometry import apply_matrix, voxel_indices
 
 
 def lattice_axes(shape: tuple[int, int, int], stride: int,
@@ -45,9 +45,7 @@ def dense_deformation(model: nn.Module, frame: FieldFrame, device: torch.device,
     if (ni, nj, nk) != frame.shape:
         disp = F.interpolate(disp.permute(3, 0, 1, 2)[None], size=frame.shape,
                              mode="trilinear", align_corners=True)[0].permute(1, 2, 3, 0)
-    vox = torch.stack(torch.meshgrid(*[torch.arange(n, device=device, dtype=torch.float32)
-                                       for n in frame.shape], indexing="ij"), dim=-1)
-    return apply_matrix(field_from_voxel, vox) + disp
+    return apply_matrix(field_from_voxel, voxel_indices(frame.shape, device)) + disp
 
 
 def field_to_world_displacement(phi: torch.Tensor, frame: FieldFrame) -> torch.Tensor:
@@ -55,6 +53,5 @@ def field_to_world_displacement(phi: torch.Tensor, frame: FieldFrame) -> torch.T
     voxel_from_field = torch.as_tensor(frame.voxel_from_field, dtype=phi.dtype,
                                        device=phi.device)
     affine3 = torch.as_tensor(frame.affine[:3, :3], dtype=phi.dtype, device=phi.device)
-    idx = torch.stack(torch.meshgrid(*[torch.arange(n, device=phi.device, dtype=phi.dtype)
-                                       for n in frame.shape], indexing="ij"), dim=-1)
+    idx = voxel_indices(frame.shape, phi.device, phi.dtype)
     return (apply_matrix(voxel_from_field, phi) - idx) @ affine3.T

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from nir.geometry import sample, voxel_to_norm
+from nir.geometry import sample, voxel_indices, voxel_to_norm
 
 
 @dataclass
@@ -67,8 +67,7 @@ class MinipatchSampler:
         if len(self.centres) == 0:
             self.centres = torch.nonzero(torch.ones_like(fixed, dtype=torch.bool))
         self.high = torch.tensor(fixed.shape, device=fixed.device) - self.size
-        self.offsets = torch.stack(torch.meshgrid(
-            *[torch.arange(self.size, device=fixed.device)] * 3, indexing="ij"), dim=-1)
+        self.offsets = voxel_indices((self.size,) * 3, fixed.device, torch.int64)
 
     def sample(self) -> Batch:
         pick = _randint(len(self.centres), (self.patches,), self.generator).to(self.centres.device)
@@ -95,8 +94,7 @@ class RandomSampler:
             self.centres = torch.nonzero(torch.ones_like(fixed, dtype=torch.bool)).to(fixed.dtype)
         self.norm = torch.as_tensor(voxel_to_norm(tuple(fixed.shape)), dtype=fixed.dtype,
                                     device=fixed.device)
-        corner = torch.stack(torch.meshgrid(*[torch.arange(2)] * 3, indexing="ij"), dim=-1)
-        self.stencil = corner.to(fixed.device, fixed.dtype)
+        self.stencil = voxel_indices((2, 2, 2), fixed.device, fixed.dtype)
         self.high = torch.tensor(fixed.shape, dtype=fixed.dtype, device=fixed.device) - 2
 
     def sample(self) -> Batch:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nir.geometry import apply_matrix, sample, voxel_to_norm
+from nir.geometry import apply_matrix, sample, voxel_indices, voxel_to_norm
 from nir.label_interpolation import sample_labels
 
 
@@ -14,9 +14,7 @@ def moving_coordinates(displacement_ras: torch.Tensor, grid_affine: np.ndarray,
                        moving_affine: np.ndarray) -> torch.Tensor:
     """Normalised moving-grid coords of x + d(x) for every voxel x of the displacement grid."""
     d = displacement_ras.float()
-    idx = torch.stack(torch.meshgrid(*[torch.arange(n, device=d.device, dtype=d.dtype)
-                                       for n in d.shape[:3]], indexing="ij"), dim=-1)
-    world = apply_matrix(grid_affine, idx) + d
+    world = apply_matrix(grid_affine, voxel_indices(d.shape[:3], d.device, d.dtype)) + d
     to_norm = voxel_to_norm(moving_shape) @ np.linalg.inv(moving_affine)
     return apply_matrix(to_norm, world)
 
