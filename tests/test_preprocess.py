@@ -12,6 +12,7 @@ from scipy.spatial.transform import Rotation
 
 from nir.cli import main
 from nir.preprocess.affine import register_affine
+from nir.preprocess.brain_extraction import close_with_ball
 from nir.preprocess.resample import resample_image, resample_labels
 from nir.preprocess.template import load_template
 from nir.preprocess.transform_files import read_affine_text
@@ -65,6 +66,25 @@ def test_label_resampling_matches_one_hot_argmax():
     assert inside.mean() > 0.5
     assert (out == expected)[inside].mean() > 0.999
     assert set(np.unique(out)) <= {0, 1, 2, 3}
+
+
+@pytest.mark.parametrize("spacing, gap_mm, radius_mm, bridged", [
+    ((1.0, 1.0, 1.0), 6.0, 4.0, True),    # a 6 mm gap fits inside an 8 mm ball
+    ((1.0, 1.0, 1.0), 6.0, 2.0, False),   # but not inside a 4 mm one
+    ((1.0, 1.0, 2.0), 6.0, 2.0, False),   # 3 voxels of 2 mm: still 6 mm, still too wide
+    ((1.0, 1.0, 2.0), 6.0, 4.0, True),
+])
+def test_ball_closing_bridges_gaps_narrower_than_its_diameter(spacing, gap_mm, radius_mm, bridged):
+    step = spacing[2]
+    gap = round(gap_mm / step)
+    shape = (30, 30, gap + 2 * round(10 / step))
+    mask = np.zeros(shape, dtype=bool)
+    mask[5:25, 5:25, :round(10 / step)] = True
+    mask[5:25, 5:25, round(10 / step) + gap:] = True
+    closed = close_with_ball(mask, np.asarray(spacing), radius_mm)
+    assert (closed >= mask).all()
+    assert closed[15, 15, round(10 / step) + gap // 2] == bridged
+    assert not closed[0, 0, 0] and not closed[27, 27, 0]  # nothing grows outside the slabs
 
 
 def _subject(sub: str = "sub-03") -> dict[str, Path]:
