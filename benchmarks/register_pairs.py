@@ -1,129 +1,258 @@
-"""Benchmark NIR on real aligned160 pairs at the full 1 mm grid.
+"""Benchmark the NIR presets against ANTs SyN on real aligned160 pairs at the full 1 mm grid.
 
-For each pair, mode and sampler it runs ``nir register`` in a fresh process and reports mean
-Dice over the main aseg structures before and after, % of brain voxels with det J <= 0, SDlogJ,
-seconds, peak RSS and where the fitting time went.  Seconds are also given as a ratio to a
-fixed reference workload timed in the same run (a SIREN forward/backward pass), so numbers
-from different machines or loads can be compared.
+In one invocation, for every pair, it runs ``nir register --preset P`` for each preset (at each
+``--threads`` count, in a fresh process) and ``nir ants-syn``, scores every result the same way
+(mean Dice over the main aseg structures before and after, mean HD95, % of brain voxels with
+det J <= 0, SDlogJ), and prints one table per method: tuning pairs, held-out pairs and all.
 
-    python benchmarks/register_pairs.py --pairs sub-02:sub-01 sub-04:sub-03 --threads 2
+SyN costs 30-50 min a pair on this CPU, so its scored result is cached under
+``--cache-dir``, keyed by the input files' contents, its transform, thread count and the
+antspyx/nir versions: it runs once per pair, not once per benchmark run.  A NIR result is
+cached too, keyed by the inputs, preset, threads, device, extra arguments, torch version and
+the contents of every source file of the ``nir`` package, so any change to the engine reruns
+it (``--no-cache`` reruns everything).
+
+    python benchmarks/register_pairs.py                      # 6 pairs, 3 presets, SyN
+    python benchmarks/register_pairs.py --presets fast --threads 1 2 --pairs sub-02:sub-01
+    python benchmarks/register_pairs.py --device cuda        # time the GPU path, when present
+
+Seconds are wall time of the whole command (load, fit, inference, writing).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from nir.io import load_labels, load_volume
 from nir.labels import DEFAULT_STRUCTURES
-from nir.metrics import dice_per_label, mean_dice, sdlogj
+from nir.metrics import dice_per_label, hd95_per_label, mean_dice, mean_finite, sdlogj
+from nir.summary import versions
 
 ROOT = Path(__file__).resolve().parents[1]
 COHORT = ROOT.parent / "shared" / "data" / "fs-cohort" / "derivatives" / "aligned160"
-REFERENCE = """
-import time, torch
-torch.set_num_threads({threads})
-torch.manual_seed(0)
-from nir.params import RegistrationParams
-from nir.fields import NeuralField
-f = NeuralField(RegistrationParams())
-x = torch.rand(50000, 3) * 2 - 1
-t = time.perf_counter()
-for _ in range(20):
-    f(x).square().mean().backward()
-print(time.perf_counter() - t)
-"""
+ANTS_PYTHON = ROOT / ".venv-ants" / "bin" / "python"
+SYN_TRANSFORM = "antsRegistrationSyN[so]"
+# sub-02:sub-01 and sub-04:sub-03 are the pairs defaults were tuned on; the rest are held out.
+TUNING_PAIRS = ("sub-02:sub-01", "sub-04:sub-03")
+HELD_OUT_PAIRS = ("sub-06:sub-05", "sub-03:sub-02", "sub-05:sub-04", "sub-01:sub-06")
 
 
-def _path(subject: str, desc: str) -> Path:
+def cohort_path(subject: str, desc: str) -> Path:
+    """An aligned160 file of ``subject`` (desc brain_T1w or aseg_dseg)."""
     return COHORT / subject / "anat" / f"{subject}_space-MNI305_desc-{desc}.nii.gz"
 
 
-def reference_seconds(threads: int) -> float:
-    """Seconds for 20 forward/backward passes of the default field on 50k points."""
-    out = subprocess.run([sys.executable, "-c", REFERENCE.format(threads=threads)],
-                         check=True, capture_output=True, text=True)
-    return float(out.stdout.strip().splitlines()[-1])
-
-
-def run_one(moving: str, fixed: str, mode: str, sampler: str, threads: int, out_dir: Path,
-            extra: list[str]) -> dict:
-    """Register moving onto fixed in a subprocess and score the result."""
-    prefix = out_dir / f"{moving}_to_{fixed}_{mode}_{sampler}"
-    cmd = [sys.executable, "-m", "nir", "register", "--fixed", str(_path(fixed, "brain_T1w")),
-           "--moving", str(_path(moving, "brain_T1w")), "--moving-labels",
-           str(_path(moving, "aseg_dseg")), "--out", str(prefix), "--mode", mode, "--sampler",
-           sampler, "--threads", str(threads), "--device", "cpu", "--quiet", *extra]
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True)
-    wall = time.perf_counter() - start
-    summary = json.loads(Path(f"{prefix}_summary.json").read_text())
-    fixed_labels = load_labels(_path(fixed, "aseg_dseg")).data.numpy()
-    moving_labels = load_labels(_path(moving, "aseg_dseg")).data.numpy()
+def score(fixed: str, moving: str, prefix: Path) -> dict[str, float]:
+    """Dice before/after, HD95 after, folding % and SDlogJ (brain = fixed labels > 0)."""
+    fixed_labels = load_labels(cohort_path(fixed, "aseg_dseg"))
+    moving_labels = load_labels(cohort_path(moving, "aseg_dseg")).data.numpy()
     warped = load_labels(f"{prefix}_warped_labels.nii.gz").data.numpy()
     detj = load_volume(f"{prefix}_jacobian.nii.gz").data.numpy()
-    brain = fixed_labels > 0
-    parts = {}
-    for phase in summary["seconds_by_part"].values():
-        for part, sec in phase.items():
-            parts[part] = parts.get(part, 0.0) + sec
+    labels = fixed_labels.data.numpy()
+    brain = labels > 0
     return {
-        "pair": f"{moving}_to_{fixed}", "mode": mode, "sampler": sampler,
-        "dice_before": mean_dice(dice_per_label(moving_labels, fixed_labels, DEFAULT_STRUCTURES)),
-        "dice_after": mean_dice(dice_per_label(warped, fixed_labels, DEFAULT_STRUCTURES)),
+        "dice_before": mean_dice(dice_per_label(moving_labels, labels, DEFAULT_STRUCTURES)),
+        "dice_after": mean_dice(dice_per_label(warped, labels, DEFAULT_STRUCTURES)),
+        "hd95_after": mean_finite(hd95_per_label(warped, labels, DEFAULT_STRUCTURES,
+                                                 fixed_labels.spacing).values()),
         "folded_pct": 100.0 * float((detj[brain] <= 0).mean()),
         "sdlogj": sdlogj(detj, brain),
-        "seconds": summary["seconds"], "wall_seconds": wall,
-        "peak_rss_mb": summary["peak_rss_mb"],
-        **{f"s_{k}": v for k, v in parts.items()},
-        **{f"s_{k}": v for k, v in summary["seconds_by_stage"].items()},
     }
+
+
+def _timed(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    return time.perf_counter() - start
+
+
+def _pair_args(fixed: str, moving: str, prefix: Path) -> list[str]:
+    return ["--fixed", str(cohort_path(fixed, "brain_T1w")),
+            "--moving", str(cohort_path(moving, "brain_T1w")),
+            "--moving-labels", str(cohort_path(moving, "aseg_dseg")), "--out", str(prefix)]
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _inputs_digest(fixed: str, moving: str) -> dict[str, str]:
+    return {"fixed": _file_digest(cohort_path(fixed, "brain_T1w")),
+            "moving": _file_digest(cohort_path(moving, "brain_T1w")),
+            "labels": _file_digest(cohort_path(moving, "aseg_dseg"))}
+
+
+def _key(parts: dict) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def nir_cache_key(fixed: str, moving: str, preset: str, threads: int, device: str,
+                  extra: list[str]) -> str:
+    """Digest of everything a NIR run depends on, the engine's source code included."""
+    import torch
+
+    sources = sorted((ROOT / "nir").rglob("*.py"))
+    code = hashlib.sha256(b"".join(p.relative_to(ROOT).as_posix().encode() + p.read_bytes()
+                                   for p in sources)).hexdigest()
+    return _key({**_inputs_digest(fixed, moving), "preset": preset, "threads": threads,
+                 "device": device, "extra": extra, "torch": torch.__version__, "code": code})
+
+
+def run_nir(fixed: str, moving: str, preset: str, threads: int, args: argparse.Namespace
+            ) -> dict:
+    """``nir register --preset`` in a fresh process, scored; from the cache when unchanged."""
+    key = nir_cache_key(fixed, moving, preset, threads, args.device, args.extra)
+    cache = args.cache_dir / f"nir_{moving}_to_{fixed}_{preset}_t{threads}_{key}.json"
+    if args.cache and cache.exists():
+        return json.loads(cache.read_text())
+    prefix = args.out_dir / f"{moving}_to_{fixed}_{preset}_t{threads}_{args.device}"
+    cmd = [sys.executable, "-m", "nir", "register", *_pair_args(fixed, moving, prefix),
+           "--preset", preset, "--threads", str(threads), "--device", args.device, "--quiet",
+           *args.extra]
+    wall = _timed(cmd)
+    summary = json.loads(Path(f"{prefix}_summary.json").read_text())
+    row = {"seconds": wall, "peak_mb": summary["peak_rss_mb"],
+           **score(fixed, moving, prefix)}
+    args.cache_dir.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(row, indent=2) + "\n")
+    return row
+
+
+def syn_cache_key(fixed: str, moving: str, threads: int) -> str:
+    """Digest of everything SyN's result depends on: inputs, transform, threads, versions."""
+    ants_version = subprocess.run([str(ANTS_PYTHON), "-c", "import importlib.metadata as m;"
+                                   "print(m.version('antspyx'))"], check=True,
+                                  capture_output=True, text=True).stdout.strip()
+    return _key({**_inputs_digest(fixed, moving), "transform": SYN_TRANSFORM,
+                 "threads": threads, "antspyx": ants_version, "nir": versions()["nir-cohort"]})
+
+
+def run_syn(fixed: str, moving: str, threads: int, out_dir: Path, cache_dir: Path) -> dict:
+    """SyN's scored result for one pair, from the cache or by running ``nir ants-syn``."""
+    cache = cache_dir / f"syn_{moving}_to_{fixed}_{syn_cache_key(fixed, moving, threads)}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    prefix = out_dir / f"{moving}_to_{fixed}_syn_t{threads}"
+    cmd = [sys.executable, "-m", "nir", "ants-syn", *_pair_args(fixed, moving, prefix),
+           "--ants-python", str(ANTS_PYTHON), "--transform", SYN_TRANSFORM,
+           "--threads", str(threads)]
+    wall = _timed(cmd)
+    summary = json.loads(Path(f"{prefix}_summary.json").read_text())
+    row = {"seconds": wall, "peak_mb": summary["peak_rss_mb"], **score(fixed, moving, prefix)}
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(row, indent=2) + "\n")
+    return row
+
+
+def benchmark_pair(pair: str, args: argparse.Namespace) -> list[dict]:
+    """Rows of one pair: SyN (per thread count) and each preset (per thread count)."""
+    moving, fixed = pair.split(":")
+    base = {"pair": f"{moving}_to_{fixed}",
+            "set": "tuning" if pair in TUNING_PAIRS else "held-out"}
+    rows = []
+    if args.syn:
+        for threads in args.syn_threads:
+            row = run_syn(fixed, moving, threads, args.out_dir, args.cache_dir)
+            rows.append({**base, "method": "ants-syn", "threads": threads, **row})
+            print(json.dumps(rows[-1]), flush=True)
+    for preset in args.presets:
+        for threads in args.threads:
+            row = run_nir(fixed, moving, preset, threads, args)
+            rows.append({**base, "method": f"nir-{preset}", "threads": threads, **row})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def summarise(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per method and pair set: means, seconds per thread count, ratio to SyN."""
+    quality = ["dice_before", "dice_after", "hd95_after", "folded_pct", "sdlogj", "peak_mb"]
+    out = []
+    for subset, part in [("all", rows), *rows.groupby("set")]:
+        syn = part[part["method"] == "ants-syn"]
+        syn_seconds = syn[syn["threads"] == syn["threads"].min()]["seconds"].mean()
+        for method, group in part.groupby("method"):
+            first = group[group["threads"] == group["threads"].min()]
+            entry = {"pairs": subset, "method": method, "n": first["pair"].nunique(),
+                     **first[quality].mean().to_dict()}
+            for threads, by_threads in group.groupby("threads"):
+                entry[f"s_{threads}t"] = by_threads["seconds"].mean()
+            # seconds at the fewest threads over SyN's at its fewest (1 unless told)
+            entry["syn_time_ratio"] = first["seconds"].mean() / syn_seconds
+            out.append(entry)
+    return pd.DataFrame(out)
+
+
+def figure(table: pd.DataFrame, path: Path) -> None:
+    """Dice against seconds (log scale) for each method, all pairs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    part = table[table["pairs"] == "all"]
+    seconds = part.filter(like="s_").bfill(axis=1).iloc[:, 0]
+    fig, ax = plt.subplots(figsize=(5, 3.6), dpi=150)
+    for (_, row), sec in zip(part.iterrows(), seconds, strict=True):
+        ax.scatter(sec, row["dice_after"], s=40, marker="s" if row["method"] == "ants-syn"
+                   else "o")
+        ax.annotate(row["method"], (sec, row["dice_after"]), textcoords="offset points",
+                    xytext=(5, 4), fontsize=8)
+    ax.axhline(part["dice_before"].mean(), color="grey", lw=0.8, ls="--")
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds per pair (fewest threads benchmarked)")
+    ax.set_ylabel("mean Dice, main aseg structures")
+    ax.set_title(f"{int(part['n'].max())} real 1 mm pairs; dashed: affine only", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", nargs="+", default=["sub-02:sub-01", "sub-04:sub-03",
-                                                       "sub-06:sub-05"],
-                        help="MOVING:FIXED subject pairs")
-    parser.add_argument("--modes", nargs="+", default=["displacement", "velocity"])
-    parser.add_argument("--samplers", nargs="+", default=["hybrid"])
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--pairs", nargs="+", default=[*TUNING_PAIRS, *HELD_OUT_PAIRS],
+                        help="MOVING:FIXED subject pairs (default: 2 tuning + 4 held out)")
+    parser.add_argument("--presets", nargs="*", default=["fast", "default", "accurate"])
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2],
+                        help="thread counts to time each preset at")
+    parser.add_argument("--syn-threads", nargs="+", type=int, default=[1])
+    parser.add_argument("--no-syn", dest="syn", action="store_false", help="skip ANTs SyN")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda to time the GPU path")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "out")
+    parser.add_argument("--cache-dir", type=Path, default=ROOT / "benchmarks" / "out" / "cache")
+    parser.add_argument("--no-cache", dest="cache", action="store_false",
+                        help="rerun NIR even when a cached result matches")
+    parser.add_argument("--figure", type=Path, help="write the Dice-seconds figure here")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                         help="further arguments for nir register, e.g. --config p.yaml")
     args = parser.parse_args()
     if not COHORT.exists():
         sys.exit(f"real data absent: {COHORT}")
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            sys.exit("--device cuda: torch sees no GPU here")
+    if args.syn and not ANTS_PYTHON.exists():
+        sys.exit(f"no antspyx environment at {ANTS_PYTHON.parent.parent}: run "
+                 "`nir ants-env --venv .venv-ants` or pass --no-syn")
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    ref = reference_seconds(args.threads)
-    rows = []
-    for pair in args.pairs:
-        moving, fixed = pair.split(":")
-        for mode in args.modes:
-            for sampler in args.samplers:
-                row = run_one(moving, fixed, mode, sampler, args.threads, args.out_dir,
-                              args.extra)
-                row["seconds_over_reference"] = row["seconds"] / ref
-                rows.append(row)
-                print(json.dumps({k: round(v, 4) if isinstance(v, float) else v
-                                  for k, v in row.items()}), flush=True)
-    table = pd.DataFrame(rows)
-    table["dice_gain"] = table["dice_after"] - table["dice_before"]
-    table.to_csv(args.out_dir / "register_pairs.csv", index=False)
-    cols = ["pair", "mode", "sampler", "dice_before", "dice_after", "dice_gain", "folded_pct",
-            "sdlogj", "seconds", "seconds_over_reference", "peak_rss_mb"]
-    print(f"\nreference workload: {ref:.2f} s")
-    print(table[cols].round(4).to_string(index=False))
-    means = table.groupby(["mode", "sampler"])[cols[3:]].mean(numeric_only=True)
-    print(means.round(4).to_string())
-    print(np.round(table.filter(like="s_").mean(), 2).to_string())
+    rows = pd.DataFrame([row for pair in args.pairs for row in benchmark_pair(pair, args)])
+    rows.to_csv(args.out_dir / "register_pairs.csv", index=False)
+    table = summarise(rows)
+    table.to_csv(args.out_dir / "register_pairs_summary.csv", index=False)
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(rows.drop(columns=["set"]).round(4).to_string(index=False))
+        print()
+        print(table.round(4).to_string(index=False))
+    if args.figure:
+        figure(table, args.figure)
 
 
 if __name__ == "__main__":

@@ -9,16 +9,23 @@ import sys
 from nir import __version__
 from nir.errors import NirInputError, NirRunError
 
+DESCRIPTION = ("Neural-field image registration (NIR) of brain MRI: register pairs, apply and "
+               "score warps, preprocess scans, and build cohort tables and figures. "
+               "`nir COMMAND --help` describes each command.")
 COMMANDS = ("register", "apply", "jacobian", "preprocess", "demo", "evaluate", "tables",
             "figures", "ants-syn", "ants-env")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every sub-command registered."""
-    parser = argparse.ArgumentParser(prog="nir", description=__doc__)
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser with every sub-command registered, or just the sub-command ``only``.
+
+    Each sub-command module imports what it needs (torch, matplotlib, ...), so registering one
+    verb spares a run of that verb the start-up cost of all the others.
+    """
+    parser = argparse.ArgumentParser(prog="nir", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"nir {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         module = importlib.import_module(f"nir.commands.{name.replace('-', '_')}")
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
@@ -29,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; bad input exits with status 2, a failed external tool with 1, each with one
     line on stderr."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv[0] if argv and argv[0] in COMMANDS else None).parse_args(argv)
     try:
         args.run(args)
     except NirInputError as exc:

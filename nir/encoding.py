@@ -1,14 +1,15 @@
 """Coordinate encodings: Gaussian random Fourier features (Tancik et al. 2020) and learnable
-multi-resolution feature grids (as in Instant-NGP, without hashing)."""
+multi-resolution feature grids (as in Instant-NGP, without hashing) on a field's lattice."""
 
 from __future__ import annotations
 
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from nir.geometry import sample
+from nir.lattice import Region
 
 
 class FourierFeatures(nn.Module):
@@ -34,30 +35,53 @@ class FourierFeatures(nn.Module):
         return torch.cat([proj.sin(), proj.cos()], dim=-1)
 
 
-class GridFeatures(nn.Module):
-    """Learnable feature grids over the cube [-1, 1]^3 of the field frame, read trilinearly.
+GRID_INIT = 1e-4  # initial feature values are uniform in [-GRID_INIT, GRID_INIT]
 
-    Each level is a grid of ``n_features`` channels with nodes ``spacing`` field units apart;
-    the encoding concatenates the levels.  Unlike Fourier features it has local capacity: a
-    fine level can bend the field in one gyrus without touching the next.
+
+class GridFeatures(nn.Module):
+    """Learnable multi-resolution feature grids aligned with a field's lattice.
+
+    Level k is a grid of ``n_features`` channels whose nodes are ``2**k`` lattice spacings
+    apart, starting at the lattice's first node; it is read at every lattice node by trilinear
+    upsampling (level 0 is read as is).  The encoding concatenates the levels.  Unlike Fourier
+    features it has local capacity: a fine level can bend the field in one gyrus without
+    touching the next.
 
     Args:
-        spacings: node spacing of each level, in field units.
+        shape: the lattice's node counts.
+        levels: number of levels.
         n_features: channels per level.
         generator: seeded generator for the small uniform initial values.
     """
 
-    def __init__(self, spacings: tuple[float, ...], n_features: int,
+    def __init__(self, shape: tuple[int, int, int], levels: int, n_features: int,
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
+        self.shape = tuple(shape)
         self.grids = nn.ParameterList()
-        for spacing in spacings:
-            n = max(2, round(2.0 / spacing) + 1)
-            init = (torch.rand(n_features, n, n, n, generator=generator) - 0.5) * 2e-4
+        for level in range(levels):
+            factor = 2**level
+            size = [max(2, -(-(n - 1) // factor) + 1) for n in shape]
+            init = (torch.rand(n_features, *size, generator=generator) - 0.5) * 2 * GRID_INIT
             self.grids.append(nn.Parameter(init))
-        self.out_features = n_features * len(spacings)
+        self.out_features = n_features * levels
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Encode points (..., 3) into (..., levels x n_features)."""
-        return torch.cat([sample(g, x, padding_mode="border").movedim(0, -1)
-                          for g in self.grids], dim=-1)
+    def forward(self, region: Region | None = None) -> torch.Tensor:
+        """The features at the lattice nodes of ``region`` (default: all), (features, *size)."""
+        region = region or tuple(slice(0, n) for n in self.shape)
+        out = []
+        for level, grid in enumerate(self.grids):
+            factor = 2**level
+            first = [r.start // factor for r in region]
+            last = [max(f + 1, -(-(r.stop - 1) // factor)) for f, r in zip(first, region,
+                                                                           strict=True)]
+            part = grid[:, first[0]:last[0] + 1, first[1]:last[1] + 1, first[2]:last[2] + 1]
+            if factor > 1:
+                size = [(s - 1) * factor + 1 for s in part.shape[1:]]
+                part = F.interpolate(part[None], size=size, mode="trilinear",
+                                     align_corners=True)[0]
+            skip = [r.start - f * factor for f, r in zip(first, region, strict=True)]
+            out.append(part[:, skip[0]:skip[0] + region[0].stop - region[0].start,
+                            skip[1]:skip[1] + region[1].stop - region[1].start,
+                            skip[2]:skip[2] + region[2].stop - region[2].start])
+        return torch.cat(out)

@@ -1,8 +1,9 @@
-"""Neural deformation fields: displacement or stationary-velocity, and their composition.
+"""Neural deformation fields evaluated on a lattice: displacement or stationary velocity.
 
 Every field maps points ``x`` (..., 3) in the field frame (:mod:`nir.frame`) of the fixed image
-to their deformed positions ``phi(x)``, also in the fixed field frame; the moving image is then
-sampled there.
+to their deformed positions ``phi(x)``, also in the field frame.  The network is evaluated on
+the nodes of a :class:`~nir.lattice.Lattice` and ``phi`` is read between them trilinearly, in
+training and at inference alike, so the field that is fitted is exactly the one written out.
 """
 
 from __future__ import annotations
@@ -12,124 +13,120 @@ from torch import nn
 from torchdiffeq import odeint
 
 from nir.encoding import FourierFeatures, GridFeatures
-from nir.geometry import apply_matrix, identity_grid, sample
+from nir.geometry import sample
+from nir.lattice import Lattice, Region, interpolate_grid
 from nir.params import RegistrationParams
 from nir.siren import Siren
 
 
 class NeuralField(nn.Module):
-    """Encoding -> SIREN -> 3 outputs, read as a displacement or a stationary velocity.
+    """Encoding -> SIREN -> 3 outputs at the lattice nodes, read as a displacement or velocity.
 
     The encoding is random Fourier features, or for the hybrid residual field NF2 optionally
-    learnable feature grids (``fine_encoding: grid``, spacings in mm over ``radius_mm``, the
-    field unit).
+    learnable feature grids on the lattice (``fine_encoding: grid``).  The network starts at
+    zero output, i.e. at the identity.
 
     ``displacement`` mode: phi(x) = x + u(x).  ``velocity`` mode: phi(x) is the solution at
-    t = 1 of dy/dt = v(y), y(0) = x, integrated by torchdiffeq's fixed-step solver; the
-    inverse map integrates -v.  The network starts at zero output, i.e. at the identity.
+    t = 1 of dy/dt = v(y), y(0) = x, integrated at the nodes by torchdiffeq's fixed-step solver
+    through the trilinear interpolant of v; the inverse map integrates -v.
     """
 
-    def __init__(self, params: RegistrationParams, generator: torch.Generator | None = None,
-                 fine: bool = False, radius_mm: float | None = None) -> None:
+    def __init__(self, params: RegistrationParams, lattice: Lattice,
+                 generator: torch.Generator | None = None, fine: bool = False) -> None:
         super().__init__()
         self.mode = params.mode
+        self.lattice = lattice
         self.output_scale = params.output_scale
         self.ode_method = params.ode_method
         self.ode_steps = params.ode_steps
+        self.precision = params.precision
         self.encoding: nn.Module
         if fine and params.fine_encoding == "grid":
-            if radius_mm is None:
-                raise ValueError("a feature-grid field needs radius_mm, the field unit in mm")
-            spacings = tuple(s / radius_mm for s in params.grid_spacings_mm)
-            self.encoding = GridFeatures(spacings, params.grid_features, generator)
+            self.encoding = GridFeatures(lattice.shape, params.grid_levels, params.grid_features,
+                                         generator)
         else:
             sigma = params.fine_fourier_sigma if fine else params.fourier_sigma
             self.encoding = FourierFeatures(params.fourier_features, sigma, generator)
-        self.net = Siren(self.encoding.out_features, params.hidden, params.layers, params.omega0,
+            self.register_buffer("code", self.encoding(lattice.nodes()), persistent=False)
+        hidden = params.fine_hidden if fine else params.hidden
+        self.net = Siren(self.encoding.out_features, hidden, params.layers, params.omega0,
                          params.omega0_hidden, generator=generator)
-        self.register_buffer("_times", torch.tensor([0.0, 1.0]))
+        self.register_buffer("nodes", lattice.nodes(), persistent=False)
+        self.register_buffer("norm_from_field", torch.as_tensor(
+            lattice.norm_from_field, dtype=torch.float32), persistent=False)
+        self.register_buffer("_times", torch.tensor([0.0, 1.0]), persistent=False)
 
-    def vector(self, x: torch.Tensor) -> torch.Tensor:
-        """The raw field: displacement u(x) or velocity v(x), in field units."""
-        encoded = self.encoding(x)
-        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16,
-                            enabled=x.device.type == "cuda"):
+    def _encoded(self, region: Region | None) -> torch.Tensor:
+        """The encoding at the nodes of ``region`` (default: all), (*size, features)."""
+        if isinstance(self.encoding, GridFeatures):
+            return self.encoding(region).movedim(0, -1)
+        return self.code if region is None else self.code[region]
+
+    def _autocast(self) -> bool:
+        if self.precision == "auto":
+            return self.nodes.device.type == "cuda"
+        return self.precision == "bfloat16"
+
+    def vector(self, region: Region | None = None) -> torch.Tensor:
+        """The raw field at the nodes: displacement u or velocity v, field units, (3, *size)."""
+        encoded = self._encoded(region)
+        with torch.autocast(device_type=self.nodes.device.type, dtype=torch.bfloat16,
+                            enabled=self._autocast()):
             out = self.net(encoded)
-        return out.float() * self.output_scale
+        return (out.float() * self.output_scale).permute(3, 0, 1, 2).contiguous()
 
-    def _integrate(self, x: torch.Tensor, sign: float) -> torch.Tensor:
-        def rhs(_t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            return sign * self.vector(y)
+    def _norm_from_field(self, region: Region | None) -> torch.Tensor:
+        if region is None:
+            return self.norm_from_field
+        return torch.as_tensor(self.lattice.crop(region).norm_from_field, dtype=torch.float32,
+                               device=self.nodes.device)
 
-        times = self._times.to(x.dtype)
-        return odeint(rhs, x, times, method=self.ode_method,
-                      options={"step_size": 1.0 / self.ode_steps})[-1]
+    def node_displacement(self, inverse: bool = False,
+                          region: Region | None = None) -> torch.Tensor:
+        """phi(x) - x (or phi^-1(x) - x) at the nodes of ``region`` (default: all), field
+        units, (3, *size).
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mode == "displacement":
-            return x + self.vector(x)
-        return self._integrate(x, 1.0)
-
-    def integrate_on_lattice(self, x: torch.Tensor, norm_from_field: torch.Tensor) -> torch.Tensor:
-        """phi on a regular lattice ``x`` (D, H, W, 3), with v evaluated once on the lattice.
-
-        The ODE is solved through the trilinear interpolant of v (``norm_from_field`` maps
-        field coordinates to the lattice's normalised coordinates): one network evaluation
-        per point instead of one per solver stage.  Used where v is smooth at the lattice scale.
+        On a region the velocity is integrated on that sub-lattice alone (clamped at its
+        border): exact wherever trajectories stay inside it, so a region should extend a few
+        nodes beyond the points that are read from it.
         """
-        if self.mode != "velocity":
-            return self(x)
-        v = self.vector(x).permute(3, 0, 1, 2)
+        v = self.vector(region)
+        if self.mode == "displacement":
+            if inverse:
+                raise ValueError("an inverse map is available in velocity mode only")
+            return v
+        sign = -1.0 if inverse else 1.0
+        nodes = self.nodes if region is None else self.nodes[region]
+        norm_from_field = self._norm_from_field(region)
+        at_nodes = sign * v.permute(1, 2, 3, 0)
 
         def rhs(_t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            norm = apply_matrix(norm_from_field, y)
-            return sample(v, norm, padding_mode="border").movedim(0, -1)
+            if y is nodes:  # the first stage starts on the nodes: no interpolation
+                return at_nodes
+            return sign * sample(v, y, padding_mode="border",
+                                 matrix=norm_from_field).movedim(0, -1)
 
-        return odeint(rhs, x, self._times.to(x.dtype), method=self.ode_method,
-                      options={"step_size": 1.0 / self.ode_steps})[-1]
+        y = odeint(rhs, nodes, self._times, method=self.ode_method,
+                   options={"step_size": 1.0 / self.ode_steps})[-1]
+        return (y - nodes).permute(3, 0, 1, 2)
 
-    def inverse(self, x: torch.Tensor) -> torch.Tensor:
-        """phi^-1(x); exact only for velocity fields (integrates -v)."""
-        if self.mode != "velocity":
-            raise ValueError("an inverse map is available in velocity mode only")
-        return self._integrate(x, -1.0)
+    def at_points(self, displacement: torch.Tensor, x: torch.Tensor,
+                  region: Region | None = None) -> torch.Tensor:
+        """phi(x) at field points ``x`` (..., 3) from :meth:`node_displacement`'s output."""
+        return x + sample(displacement, x, padding_mode="border",
+                          matrix=self._norm_from_field(region)).movedim(0, -1)
 
-
-class DenseField(nn.Module):
-    """A frozen deformation stored on the fixed voxel grid, interpolated trilinearly.
-
-    ``phi`` (I, J, K, 3) holds deformed positions in field units at every fixed voxel;
-    ``norm_from_field`` maps field coordinates to the grid's normalised coordinates.
-    """
-
-    def __init__(self, phi: torch.Tensor, norm_from_field: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("displacement", (phi - self._grid_points(phi, norm_from_field))
-                             .permute(3, 0, 1, 2).contiguous())
-        self.register_buffer("norm_from_field", norm_from_field)
-
-    @staticmethod
-    def _grid_points(phi: torch.Tensor, norm_from_field: torch.Tensor) -> torch.Tensor:
-        field_from_norm = torch.linalg.inv(norm_from_field.double()).to(phi.dtype)
-        return apply_matrix(field_from_norm, identity_grid(phi.shape[:3], phi.device, phi.dtype))
+    def at_grid(self, displacement: torch.Tensor, axes: list[torch.Tensor],
+                region: Region | None = None) -> torch.Tensor:
+        """phi(x) - x on the grid of field-unit ``axes``, as (3, L0, L1, L2) (separable)."""
+        lattice = self.lattice if region is None else self.lattice.crop(region)
+        weights = [lattice.weights(a, axis) for a, axis in enumerate(axes)]
+        return interpolate_grid(displacement, weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        norm = apply_matrix(self.norm_from_field, x)
-        disp = sample(self.displacement, norm, padding_mode="border")
-        return x + disp.movedim(0, -1)
-
-
-class ComposedField(nn.Module):
-    """phi(x) = second(first(x)): a frozen coarse field NF1 followed by a residual field NF2."""
-
-    def __init__(self, first: nn.Module, second: nn.Module) -> None:
-        super().__init__()
-        self.first = first
-        self.second = second
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.second(self.first(x))
+        """phi(x) at field points ``x`` (..., 3)."""
+        return self.at_points(self.node_displacement(), x)
 
     def inverse(self, x: torch.Tensor) -> torch.Tensor:
-        """phi^-1 = first^-1 o second^-1 (both must be invertible)."""
-        return self.first.inverse(self.second.inverse(x))
+        """phi^-1(x) at field points ``x``; velocity mode only."""
+        return self.at_points(self.node_displacement(inverse=True), x)

@@ -1,4 +1,4 @@
-"""Stochastic-gradient fitting of a neural field to one image pair."""
+"""Stochastic-gradient fitting of one neural field to one image pair."""
 
 from __future__ import annotations
 
@@ -8,32 +8,39 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 from tqdm import tqdm
 
 from nir.fields import NeuralField
-from nir.geometry import apply_matrix, sample
+from nir.geometry import KJI_ROWS, sample, sample_kji
+from nir.lattice import Region
 from nir.losses import (
     det3,
     diffusion_energy,
+    fixed_window_sums,
     folding_penalty,
     global_ncc,
     jacobian_columns,
     local_ncc,
+    ncc_width,
 )
 from nir.params import RegistrationParams
 from nir.samplers import Batch
 
+REGION_MARGIN_NODES = 2  # lattice nodes around a grid batch over which its field is evaluated
+
 
 @dataclass
 class FitContext:
-    """What every iteration needs: the moving image and the fixed-voxel/field/moving maps."""
+    """What every iteration of a phase needs besides the field and the sampler.
 
-    moving: torch.Tensor  # (1, I, J, K) moving intensities (possibly blurred)
-    field_from_voxel: torch.Tensor  # 4x4
+    ``moving`` is sampled at ``moving_norm_from_field`` (4x4) applied to phi(x).
+    ``field_from_voxel`` is the fixed grid's diagonal voxel -> field map.
+    """
+
+    moving: torch.Tensor  # (1, I, J, K) moving intensities (possibly blurred or pre-warped)
     moving_norm_from_field: torch.Tensor  # 4x4
-    field_per_voxel: torch.Tensor  # (3,) field units per fixed voxel along i, j, k
+    field_from_voxel: torch.Tensor  # 4x4, diagonal
+    window: int  # local NCC window side, samples
 
 
 @dataclass
@@ -51,62 +58,77 @@ class FitLog:
         self.seconds[part] += time.perf_counter() - start
 
 
-def _resize(grid: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
-    """Trilinear resize of (B, D, H, W, C) values on a regular grid, end points kept."""
-    out = F.interpolate(grid.permute(0, 4, 1, 2, 3), size=size, mode="trilinear",
-                        align_corners=True)
-    return out.permute(0, 2, 3, 4, 1)
+class Similarity:
+    """Local NCC (or global NCC for random stencils).
 
-
-def coarser_size(shape: tuple[int, ...], stride: int) -> tuple[int, ...]:
-    """Samples per axis of a sub-lattice about ``stride`` samples apart, spanning end to end."""
-    return tuple((n - 2) // stride + 2 if n > 1 else 1 for n in shape)
-
-
-def evaluate_on_batch(model: nn.Module, x: torch.Tensor, batch: Batch, ctx: FitContext,
-                      stride: int) -> torch.Tensor:
-    """phi at grid-structured field points ``x`` (B, D, H, W, 3).
-
-    The field is evaluated on a sub-lattice about ``stride`` samples apart and its
-    displacement interpolated trilinearly to every sample (``stride=1``: every sample).  The
-    Fourier scale band-limits the field, so this costs little accuracy and saves about
-    ``stride**3`` network evaluations.
+    For batches that are parts of a grid the sampler revisits (``batch.key``), the fixed
+    image's window sums are computed once for the whole grid and cropped.
     """
-    size = coarser_size(tuple(x.shape[1:4]), stride)
-    xs = x if size == tuple(x.shape[1:4]) else _resize(x, size)
-    if batch.lattice_norm_from_voxel is not None and isinstance(model, NeuralField):
-        # the sub-lattice spans the same box, so its normalised coordinates are the lattice's
-        norm_from_field = batch.lattice_norm_from_voxel @ torch.linalg.inv(ctx.field_from_voxel)
-        phis = model.integrate_on_lattice(xs[0], norm_from_field)[None]
-    else:
-        phis = model(xs)
-    if xs is x:
-        return phis
-    return x + _resize(phis - xs, tuple(x.shape[1:4]))
+
+    def __init__(self, window: int, sampler: object) -> None:
+        self.window = window
+        self.sampler = sampler
+        self._sums: dict[tuple[int, ...], torch.Tensor] = {}
+
+    def __call__(self, batch: Batch, warped: torch.Tensor) -> torch.Tensor:
+        if not batch.use_local_ncc:
+            return global_ncc(batch.fixed, warped)
+        width = ncc_width(self.window, batch.fixed)
+        if batch.key is None or batch.crop is None:
+            return local_ncc(batch.fixed, warped, self.window)
+        sums = self._sums.get(batch.key)
+        if sums is None:
+            sums = fixed_window_sums(self.sampler.full_grid(batch.key)[1], width)
+            self._sums[batch.key] = sums
+        windows = tuple(slice(c.start, c.stop - width + 1) for c in batch.crop)
+        return local_ncc(batch.fixed, warped, self.window, sums[(..., *windows)])
 
 
-def iteration_loss(model: nn.Module, batch: Batch, ctx: FitContext, params: RegistrationParams,
-                   log: FitLog) -> torch.Tensor:
-    """Similarity + folding penalty on one batch of samples."""
-    with log.timed("field"):
-        x = apply_matrix(ctx.field_from_voxel, batch.points)
-        phi = evaluate_on_batch(model, x, batch, ctx, params.field_stride)
-    with log.timed("interpolation"):
-        warped = sample(ctx.moving, apply_matrix(ctx.moving_norm_from_field, phi))
-        warped = warped.movedim(0, 1)
-    with log.timed("loss"):
-        if batch.use_local_ncc:
-            sim = local_ncc(batch.fixed, warped, params.ncc_window)
-        else:
-            sim = global_ncc(batch.fixed, warped)
-        columns = jacobian_columns(phi, ctx.field_per_voxel * batch.step_vox)
-        loss = sim + params.folding_weight * folding_penalty(det3(*columns), params.volume_weight)
-        if params.smoothness_weight:
-            loss = loss + params.smoothness_weight * diffusion_energy(*columns)
-        return loss
+def batch_region(model: NeuralField, batch: Batch, ctx: FitContext) -> Region | None:
+    """The lattice nodes a grid batch needs (its box plus a margin), or None for all."""
+    if batch.axes is None or batch.crop is None:
+        return None
+    m = ctx.field_from_voxel
+    low = torch.stack([ax[0] * m[a, a] + m[a, 3] for a, ax in enumerate(batch.axes)])
+    high = torch.stack([ax[-1] * m[a, a] + m[a, 3] for a, ax in enumerate(batch.axes)])
+    return model.lattice.region(low, high, REGION_MARGIN_NODES)
 
 
-def fit(model: nn.Module, sampler: object, ctx: FitContext, params: RegistrationParams,
+def warped_samples(model: NeuralField, displacement: torch.Tensor, batch: Batch,
+                   ctx: FitContext, region: Region | None = None) -> torch.Tensor:
+    """The moving image at phi(x) for every sample x of ``batch``, (B, 1, D, H, W).
+
+    ``displacement`` holds the field's node displacements on ``region`` (default: all).
+    """
+    scale = torch.diagonal(ctx.field_from_voxel)[:3]
+    shift = ctx.field_from_voxel[:3, 3]
+    if batch.axes is None:
+        phi = model.at_points(displacement, batch.points * scale + shift, region)
+        return sample(ctx.moving, phi, matrix=ctx.moving_norm_from_field).movedim(0, 1)
+    axes = [ax * scale[a] + shift[a] for a, ax in enumerate(batch.axes)]
+    u = model.at_grid(displacement, axes, region)  # (3, D, H, W)
+    # torch-ordered moving coordinates M (x + u) = (M x + t) + M u, M x summed axis by axis
+    m = ctx.moving_norm_from_field[KJI_ROWS]
+    size = u.shape[1:]
+    coords = (m[:3, :3] @ u.reshape(3, -1)).reshape(3, *size) + m[:3, 3].view(3, 1, 1, 1)
+    for a, axis in enumerate(axes):
+        shape = [1, 1, 1, 1]
+        shape[a + 1] = -1
+        coords = coords + m[:3, a].view(3, 1, 1, 1) * axis.view(shape)
+    return sample_kji(ctx.moving, coords.permute(1, 2, 3, 0))[None]
+
+
+def regularity(displacement: torch.Tensor, spacing: float,
+               params: RegistrationParams) -> torch.Tensor:
+    """Folding (and volume) penalty plus diffusion energy of the field on its lattice."""
+    columns = jacobian_columns(displacement, spacing)
+    loss = params.folding_weight * folding_penalty(det3(*columns), params.volume_weight)
+    if params.smoothness_weight:
+        loss = loss + params.smoothness_weight * diffusion_energy(*columns)
+    return loss
+
+
+def fit(model: NeuralField, sampler: object, ctx: FitContext, params: RegistrationParams,
         iterations: int, description: str, progress: bool = True) -> FitLog:
     """Adam with exponential learning-rate decay, optional plateau stop; returns the log.
 
@@ -119,13 +141,21 @@ def fit(model: nn.Module, sampler: object, ctx: FitContext, params: Registration
     optimiser = torch.optim.Adam(trainable, lr=params.lr)
     gamma = params.lr_final_ratio ** (1.0 / iterations)
     schedule = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma)
+    similarity = Similarity(ctx.window, sampler)
     best, since_best, smooth = float("inf"), 0, None
     bar = tqdm(range(iterations), desc=description, disable=not progress, unit="it",
                mininterval=1.0, dynamic_ncols=True)
     for _ in bar:
         with log.timed("sampling"):
             batch = sampler.sample()
-        loss = iteration_loss(model, batch, ctx, params, log)
+        with log.timed("field"):
+            region = batch_region(model, batch, ctx)
+            displacement = model.node_displacement(region=region)
+        with log.timed("interpolation"):
+            warped = warped_samples(model, displacement, batch, ctx, region)
+        with log.timed("loss"):
+            loss = similarity(batch, warped) + regularity(displacement, model.lattice.spacing,
+                                                          params)
         with log.timed("backward"):
             optimiser.zero_grad(set_to_none=True)
             loss.backward()

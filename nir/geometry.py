@@ -7,6 +7,9 @@ and +1 at the centres of the first and last voxel (``align_corners=True``).  tor
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -45,6 +48,37 @@ def apply_matrix(matrix: np.ndarray | torch.Tensor, points: torch.Tensor) -> tor
     return points @ m[:3, :3].T + m[:3, 3]
 
 
+SLAB_VOXELS = 1 << 18  # voxels per slab in :func:`slabs`
+
+
+def slabs(shape: Sequence[int]) -> list[slice]:
+    """Consecutive ranges of first-axis planes covering ``shape``, about SLAB_VOXELS voxels each.
+
+    Whole-volume arithmetic done slab by slab keeps every temporary small: cache-sized, and
+    reused by the allocator instead of fresh (page-faulting) memory for each operation.
+    """
+    step = max(1, SLAB_VOXELS // max(1, math.prod(shape[1:])))
+    return [slice(start, min(start + step, shape[0])) for start in range(0, shape[0], step)]
+
+
+def combine(terms: Sequence[torch.Tensor], weights: Sequence[float],
+            offset: float = 0.0) -> torch.Tensor:
+    """``sum_a weights[a] * terms[a] + offset``: one row of a matrix product plus translation.
+
+    Terms are summed left to right and the offset added last, like ``points @ m.T + t``; zero
+    weights are skipped and unit weights multiply nothing, so an axis-aligned matrix costs
+    little arithmetic.  Skipping changes no bit of a finite result (the skipped product is an
+    exact zero).  ``weights`` should already be rounded to the terms' dtype.
+    """
+    total: torch.Tensor | None = None
+    for term, weight in zip(terms, weights, strict=True):
+        if weight == 0:
+            continue
+        scaled = term if weight == 1 else term * weight
+        total = scaled if total is None else total + scaled
+    return torch.zeros_like(terms[0]) + offset if total is None else total + offset
+
+
 def voxel_indices(shape: tuple[int, ...], device: torch.device | str = "cpu",
                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Voxel (i, j, k) index of every voxel centre, shape (*shape, 3)."""
@@ -60,14 +94,46 @@ def identity_grid(shape: tuple[int, int, int], device: torch.device | str = "cpu
     return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
 
 
+PARALLEL_MIN_POINTS = 1 << 16  # fewer points than this are sampled in one piece
+KJI_ROWS = [2, 1, 0, 3]  # row order that turns a matrix's (i, j, k) output into torch's (k, j, i)
+
+
 def sample(volume: torch.Tensor, points: torch.Tensor, mode: str = "bilinear",
-           padding_mode: str = "zeros") -> torch.Tensor:
+           padding_mode: str = "zeros", matrix: np.ndarray | torch.Tensor | None = None
+           ) -> torch.Tensor:
     """Sample ``volume`` (C, I, J, K) at normalised (i, j, k) ``points`` (..., 3) -> (C, ...).
 
-    ``mode='bilinear'`` is trilinear interpolation for 3D volumes.
+    With ``matrix`` (4x4), ``points`` are first mapped through it (e.g. field -> normalised
+    coordinates) in the same product that reorders them for torch.  ``mode='bilinear'`` is
+    trilinear interpolation for 3D volumes.
     """
-    lead = points.shape[:-1]
-    grid = points.reshape(1, -1, 1, 1, 3).flip(-1).to(volume.dtype)
-    out = F.grid_sample(volume.unsqueeze(0), grid, mode=mode, padding_mode=padding_mode,
-                        align_corners=True)
+    if matrix is None:
+        grid = points.flip(-1)
+    else:
+        m = torch.as_tensor(matrix, dtype=points.dtype, device=points.device)[KJI_ROWS]
+        grid = points @ m[:3, :3].T + m[:3, 3]
+    return sample_kji(volume, grid, mode, padding_mode)
+
+
+def sample_kji(volume: torch.Tensor, grid: torch.Tensor, mode: str = "bilinear",
+               padding_mode: str = "zeros") -> torch.Tensor:
+    """Like :func:`sample`, with normalised points already in torch's (k, j, i) order.
+
+    torch's 3D CPU kernel runs one thread per batch item, so on the CPU the points are split
+    into one batch item per thread.
+    """
+    lead = grid.shape[:-1]
+    flat = grid.reshape(-1, 3).to(volume.dtype)
+    parts = torch.get_num_threads() if volume.device.type == "cpu" else 1
+    count = flat.shape[0]
+    if parts > 1 and count >= PARALLEL_MIN_POINTS:
+        per = -(-count // parts)
+        flat = F.pad(flat, (0, 0, 0, per * parts - count)) if per * parts != count else flat
+        batch = volume.unsqueeze(0).expand(parts, *volume.shape)
+        out = F.grid_sample(batch, flat.view(parts, per, 1, 1, 3), mode=mode,
+                            padding_mode=padding_mode, align_corners=True)
+        out = out.movedim(1, 0).reshape(volume.shape[0], -1)[:, :count]
+    else:
+        out = F.grid_sample(volume.unsqueeze(0), flat.view(1, -1, 1, 1, 3), mode=mode,
+                            padding_mode=padding_mode, align_corners=True)
     return out.reshape(volume.shape[0], *lead)

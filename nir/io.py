@@ -8,12 +8,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
 import torch
 
 from nir.errors import NirInputError
+
+if TYPE_CHECKING:  # pandas is only needed by callers that build frames
+    import pandas as pd
 
 AFFINE_ATOL_MM = 1e-3
 
@@ -37,26 +41,26 @@ class Volume:
         return np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0))
 
 
-def _read(path: str | Path) -> nib.spatialimages.SpatialImage:
+def _read(path: str | Path) -> tuple[nib.spatialimages.SpatialImage, np.ndarray]:
+    """The image and its voxel array (scaled as stored), reading the file once."""
     path = Path(path)
     if not path.exists():
         raise NirInputError(path, "file does not exist")
     try:
-        img = nib.load(str(path))
-        img.get_fdata(dtype=np.float32)  # force a full read so truncated files fail here
+        img = nib.load(str(path), mmap=False)
+        data = np.asarray(img.dataobj)  # a full read, so truncated files fail here
     except Exception as exc:  # nibabel raises many types for corrupt files
         raise NirInputError(path, f"unreadable as NIfTI/MGH ({type(exc).__name__}: {exc})") from exc
-    return img
+    return img, data
 
 
-def _as_3d(img: nib.spatialimages.SpatialImage, path: str | Path) -> np.ndarray:
-    data = np.asarray(img.dataobj)
+def _as_3d(data: np.ndarray, path: str | Path) -> np.ndarray:
+    """``data`` without trailing singleton axes, which must leave a 3D volume, 2+ voxels a side."""
+    shape = data.shape
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]
-    if data.ndim != 3:
-        raise NirInputError(path, f"expected a 3D volume, got shape {tuple(img.shape)}")
-    if min(data.shape) < 2:
-        raise NirInputError(path, f"expected a 3D volume, got shape {tuple(img.shape)}")
+    if data.ndim != 3 or min(data.shape) < 2:
+        raise NirInputError(path, f"expected a 3D volume, got shape {shape}")
     return data
 
 
@@ -75,26 +79,30 @@ def same_grid(shape: tuple[int, ...], affine: np.ndarray, other_shape: tuple[int
 
 def load_volume(path: str | Path) -> Volume:
     """Read an intensity image; reject unreadable, non-3D, non-finite or all-zero files."""
-    img = _read(path)
-    arr = _as_3d(img, path)
-    data = np.asarray(img.get_fdata(dtype=np.float32)).reshape(arr.shape)
+    img, raw = _read(path)
+    data = np.ascontiguousarray(_as_3d(raw, path), dtype=np.float32)
     if not np.isfinite(data).all():
         raise NirInputError(path, f"contains {int((~np.isfinite(data)).sum())} NaN/Inf voxels")
     if not np.any(data):
         raise NirInputError(path, "image is all zero (empty)")
-    return Volume(torch.from_numpy(np.ascontiguousarray(data)), img.affine.astype(np.float64),
-                  _nifti_header(img), str(path))
+    return Volume(torch.from_numpy(data), img.affine.astype(np.float64), _nifti_header(img),
+                  str(path))
 
 
 def load_labels(path: str | Path, like: Volume | None = None) -> Volume:
-    """Read an integer label map; if ``like`` is given its shape and affine must match."""
-    img = _read(path)
-    arr = _as_3d(img, path)
-    data = np.asarray(img.get_fdata(dtype=np.float32)).reshape(arr.shape)
-    if not np.isfinite(data).all():
-        raise NirInputError(path, "label map contains NaN/Inf voxels")
-    if not np.allclose(data, np.round(data)):
-        raise NirInputError(path, "label map has non-integer values")
+    """Read an integer label map; if ``like`` is given its shape and affine must match.
+
+    Integer voxel types are taken as stored; float (or scaled) ones must hold whole numbers
+    (within ``np.allclose``) and are rounded, as float32.
+    """
+    img, raw = _read(path)
+    data = _as_3d(raw, path)
+    if data.dtype.kind not in "iu":
+        data = data.astype(np.float32)
+        if not np.isfinite(data).all():
+            raise NirInputError(path, "label map contains NaN/Inf voxels")
+        if not np.allclose(data, np.round(data)):
+            raise NirInputError(path, "label map has non-integer values")
     if not np.any(data):
         raise NirInputError(path, "label map is all zero (no labels)")
     if like is not None:
@@ -103,7 +111,9 @@ def load_labels(path: str | Path, like: Volume | None = None) -> Volume:
                                       f"{like.shape} ({like.path})")
         if not np.allclose(img.affine, like.affine, atol=AFFINE_ATOL_MM):
             raise NirInputError(path, f"label affine differs from the image affine ({like.path})")
-    labels = torch.from_numpy(np.round(data).astype(np.int64))
+    if data.dtype.kind == "f":
+        data = np.round(data)
+    labels = torch.from_numpy(np.ascontiguousarray(data, dtype=np.int64))
     return Volume(labels, img.affine.astype(np.float64), _nifti_header(img), str(path))
 
 
@@ -147,6 +157,17 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def write_text(text: str, path: str | Path) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write ``frame`` to ``path`` atomically (no partial file on failure)."""
+    write_text(frame.to_csv(index=False, float_format="%.6g"), path)
 
 
 def save_volume(data: np.ndarray | torch.Tensor, affine: np.ndarray, path: str | Path,

@@ -1,38 +1,97 @@
-"""Similarity and regularity terms on grid-structured samples."""
+"""Similarity and regularity terms: local NCC on grid-structured samples, and the Jacobian
+terms on a field's lattice."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-
-def local_ncc(fixed: torch.Tensor, warped: torch.Tensor, window: int,
-              eps: float = 1e-5) -> torch.Tensor:
-    """Mean squared local NCC over cubic windows; inputs (B, 1, D, H, W); returns 1 - mean cc.
-
-    Windows use valid positions only.  If a patch is smaller than the window, the window
-    shrinks to the patch (one NCC per patch).
-    """
-    w = min(window, *fixed.shape[2:])
-    stats = torch.cat([fixed, warped, fixed * fixed, warped * warped, fixed * warped], dim=1)
-    mean = box_mean(stats, w)
-    mf, mw, mff, mww, mfw = mean.unbind(dim=1)
-    cov = mfw - mf * mw
-    var_f = (mff - mf * mf).clamp_min(0)
-    var_w = (mww - mw * mw).clamp_min(0)
-    cc = cov * cov / (var_f * var_w + eps)
-    return 1.0 - cc.mean()
+NCC_EPS = 1e-5
 
 
-def box_mean(volume: torch.Tensor, width: int) -> torch.Tensor:
-    """Mean over every valid ``width``^3 cube of (B, C, D, H, W), as three separable 1D means."""
+def box_sum(volume: torch.Tensor, width: int) -> torch.Tensor:
+    """Sum over every valid ``width``^3 cube of (B, C, D, H, W), by running sums per axis."""
     out = volume
-    for kernel in ((width, 1, 1), (1, width, 1), (1, 1, width)):
-        out = F.avg_pool3d(out, kernel_size=kernel, stride=1)
+    for dim in (2, 3, 4):
+        total = out.cumsum(dim)
+        n = out.shape[dim]
+        head = total.narrow(dim, width - 1, n - width + 1)
+        out = torch.cat([head.narrow(dim, 0, 1),
+                         head.narrow(dim, 1, n - width) - total.narrow(dim, 0, n - width)], dim)
     return out
 
 
-def global_ncc(fixed: torch.Tensor, warped: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+def box_sum_adjoint(windows: torch.Tensor, width: int) -> torch.Tensor:
+    """The adjoint of :func:`box_sum`: each voxel gets the sum over the windows containing it."""
+    pad = width - 1
+    return box_sum(F.pad(windows, (pad, pad, pad, pad, pad, pad)), width)
+
+
+class _LocalNCC(torch.autograd.Function):
+    """1 - mean squared local NCC, with the gradient for the warped image written out.
+
+    The backward pass needs three adjoint box sums of window-level derivatives instead of
+    differentiating every running sum, and the fixed image's sums may be passed in (they
+    repeat whenever the sampler revisits a grid).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, fixed: torch.Tensor, warped: torch.Tensor, width: int,
+                fixed_sums: torch.Tensor) -> torch.Tensor:
+        n = float(width**3)
+        s_m, s_mm, s_fm = box_sum(torch.cat([warped, warped * warped, fixed * warped], 1),
+                                  width).unbind(1)
+        mean_f, mean_ff = (fixed_sums / n).unbind(1)
+        mean_m = s_m / n
+        cov = s_fm / n - mean_f * mean_m
+        var_f = (mean_ff - mean_f * mean_f).clamp_min(0)
+        raw_var_m = s_mm / n - mean_m * mean_m
+        var_m = raw_var_m.clamp_min(0)
+        denom = var_f * var_m + NCC_EPS
+        cc = cov * cov / denom
+        d_cov = 2.0 * cov / denom / n
+        d_var = torch.where(raw_var_m > 0, -cc * var_f / denom, 0.0) / n
+        g_m = -d_cov * mean_f - 2.0 * d_var * mean_m
+        ctx.save_for_backward(fixed, warped, torch.stack([g_m, d_var, d_cov], 1))
+        ctx.width = width
+        ctx.count = cc.numel()
+        return 1.0 - cc.mean()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, torch.Tensor, None, None]:
+        fixed, warped, window_grads = ctx.saved_tensors
+        full = box_sum_adjoint(window_grads, ctx.width)
+        d_warped = full[:, 0:1] + 2.0 * warped * full[:, 1:2] + fixed * full[:, 2:3]
+        return None, d_warped * (-grad / ctx.count), None, None
+
+
+def fixed_window_sums(fixed: torch.Tensor, width: int) -> torch.Tensor:
+    """Box sums of the fixed image and its square, (B, 2, ...): the fixed half of local NCC."""
+    return box_sum(torch.cat([fixed, fixed * fixed], 1), width)
+
+
+def ncc_width(window: int, fixed: torch.Tensor) -> int:
+    """The window side actually used: ``window``, shrunk to a patch smaller than it."""
+    return min(window, *fixed.shape[2:])
+
+
+def local_ncc(fixed: torch.Tensor, warped: torch.Tensor, window: int,
+              fixed_sums: torch.Tensor | None = None) -> torch.Tensor:
+    """1 - mean squared local NCC over cubic windows; inputs (B, 1, D, H, W).
+
+    Windows use valid positions only.  If a patch is smaller than the window, the window
+    shrinks to the patch (one NCC per patch).  ``fixed_sums`` may hold
+    :func:`fixed_window_sums` of ``fixed`` for the same window.
+    """
+    width = ncc_width(window, fixed)
+    if fixed_sums is None:
+        fixed_sums = fixed_window_sums(fixed, width)
+    return _LocalNCC.apply(fixed, warped, width, fixed_sums)
+
+
+def global_ncc(fixed: torch.Tensor, warped: torch.Tensor, eps: float = NCC_EPS) -> torch.Tensor:
     """1 - squared NCC over all samples."""
     f = fixed.flatten() - fixed.mean()
     m = warped.flatten() - warped.mean()
@@ -40,17 +99,20 @@ def global_ncc(fixed: torch.Tensor, warped: torch.Tensor, eps: float = 1e-5) -> 
     return 1.0 - cc
 
 
-def jacobian_columns(phi: torch.Tensor,
-                     step: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The columns of d phi / d x by forward differences on a sampled grid.
+def jacobian_columns(displacement: torch.Tensor,
+                     spacing: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The columns of d phi / d x, phi = x + u, by forward differences on a lattice.
 
-    ``phi`` (B, D, H, W, 3) are deformed positions of grid points spaced by ``step`` (3,) along
-    the three grid axes (same units as phi).  Each column is (B, D-1, H-1, W-1, 3).
+    ``displacement`` (3, n0, n1, n2) holds u at nodes ``spacing`` apart (same units as u).
+    Each column is (n0-1, n1-1, n2-1, 3).
     """
-    d0 = (phi[:, 1:, :-1, :-1] - phi[:, :-1, :-1, :-1]) / step[0]
-    d1 = (phi[:, :-1, 1:, :-1] - phi[:, :-1, :-1, :-1]) / step[1]
-    d2 = (phi[:, :-1, :-1, 1:] - phi[:, :-1, :-1, :-1]) / step[2]
-    return d0, d1, d2
+    u = displacement
+    base = u[:, :-1, :-1, :-1]
+    columns = []
+    for axis, diff in enumerate((u[:, 1:, :-1, :-1], u[:, :-1, 1:, :-1], u[:, :-1, :-1, 1:])):
+        column = ((diff - base) / spacing).movedim(0, -1)
+        columns.append(column + torch.eye(3, dtype=u.dtype, device=u.device)[axis])
+    return columns[0], columns[1], columns[2]
 
 
 def diffusion_energy(d0: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor) -> torch.Tensor:

@@ -36,7 +36,7 @@ class Method:
     resources: dict[str, int] = field(default_factory=dict)
 
     def nir_params(self) -> RegistrationParams:
-        """The NIR parameters of an ``engine: nir`` method."""
+        """The NIR parameters of an ``engine: nir`` method (``preset`` names a preset)."""
         return load_params(None, **self.options)
 
 

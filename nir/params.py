@@ -1,11 +1,13 @@
 """Every registration parameter, its default and its unit, in one place.
 
-A YAML file passed with ``--config`` may set any field below; command-line flags win over it.
+A named preset (:data:`PRESETS`: fast, default, accurate) sets a group of them; a YAML file
+passed with ``--config`` may set any field below (and ``preset``) on top of it; command-line
+flags win over both.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +20,24 @@ SAMPLERS = ("random", "downsize", "minipatch", "hybrid")
 FINE_SAMPLERS = ("downsize", "minipatch")
 ENCODINGS = ("fourier", "grid")
 ODE_METHODS = ("euler", "midpoint", "heun3", "rk4")
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+# Named trade-offs of speed and accuracy: the fields each one changes from the defaults.
+# Seconds and Dice of each on real 1 mm pairs: benchmarks/register_pairs.py and the README.
+PRESETS: dict[str, dict[str, Any]] = {
+    "fast": {"coarse_iterations": 60, "iterations": 100},
+    "default": {},
+    "accurate": {"fine_lattice_mm": 3.0, "iterations": 250},
+}
 
 
 @dataclass
 class RegistrationParams:
-    """Parameters of one NIR registration; defaults tuned on real 1 mm brain pairs on 2 CPU cores.
+    """Parameters of one NIR registration.
+
+    Defaults were tuned on two real 1 mm brain pairs (aligned160 sub-02 -> sub-01 and
+    sub-04 -> sub-03); benchmarks/register_pairs.py reports them on held-out pairs too.
 
     "Field units": one unit is half the largest extent of the fixed image, in mm (so about
     112 mm for a 160x192x224 mm box); see :mod:`nir.frame`.
@@ -34,40 +49,48 @@ class RegistrationParams:
     fourier_sigma: float = 2.0  # std of the frequencies of NF1, cycles per field unit
     fine_fourier_sigma: float = 4.0  # the same for NF2 when fine_encoding is fourier
     fine_encoding: str = "grid"  # hybrid NF2 encoding: grid (learnable feature grids) | fourier
-    grid_spacings_mm: list[float] = field(default_factory=lambda: [18.0, 9.0, 4.5])
-    #                                  node spacing of each feature-grid level of NF2, mm
+    grid_levels: int = 3  # feature-grid levels of NF2: nodes 1, 2, 4, ... lattice steps apart
     grid_features: int = 4  # channels per feature-grid level
-    hidden: int = 64  # width of each SIREN layer
-    layers: int = 3  # number of sine layers
+    hidden: int = 64  # width of each SIREN layer of NF1 (and of a single-phase field)
+    fine_hidden: int = 32  # width of each SIREN layer of the hybrid NF2
+    layers: int = 2  # number of sine layers
     omega0: float = 1.0  # SIREN frequency factor of the first sine layer
     omega0_hidden: float = 1.0  # SIREN frequency factor of the other sine layers
     output_scale: float = 0.1  # network output x this = displacement/velocity, field units
-    ode_method: str = "rk4"  # torchdiffeq fixed-step solver (velocity mode)
+    lattice_mm: float = 8.0  # NF1 is evaluated on a lattice of nodes this far apart, mm,
+    #                          and read between them trilinearly
+    fine_lattice_mm: float = 4.0  # the same for the hybrid NF2, mm
+    ode_method: str = "midpoint"  # torchdiffeq fixed-step solver (velocity mode)
     ode_steps: int = 1  # solver steps over t in [0, 1] (velocity mode)
+    precision: str = "auto"  # SIREN arithmetic: auto (bfloat16 on CUDA, float32 on CPU) |
+    #                          float32 | bfloat16
     # --- sampling ------------------------------------------------------------------------
     sampler: str = "hybrid"  # random | downsize | minipatch | hybrid
-    coarse_iterations: int = 150  # hybrid phase 1: NF1 with the downsize sampler
-    iterations: int = 150  # hybrid phase 2 (NF2), or all iterations otherwise
-    downsize_spacing_mm: float = 3.0  # strided-grid step in mm (rounded to whole voxels);
-    #                                   images are Gaussian-blurred to that scale first
+    coarse_iterations: int = 100  # hybrid phase 1: NF1 with the downsize sampler
+    iterations: int = 200  # hybrid phase 2 (NF2), or all iterations otherwise
+    downsize_spacing_mm: float = 4.0  # strided-grid step of phase 1 in mm (whole voxels per
+    #                                   axis)
+    coarse_blur: float = 0.5  # phase 1 images: Gaussian sigma = this x its step (0: none)
     fine_sampler: str = "downsize"  # hybrid phase 2 sampler: downsize | minipatch
     fine_spacing_mm: float = 2.0  # strided-grid step of a downsize phase 2, mm
+    fine_blur: float = 0.0  # phase 2 images: Gaussian sigma = this x its step (0: none)
+    fine_batch_fraction: float = 0.5  # a downsize phase 2 batch is a random sub-box holding
+    #                                   this fraction of the grid; NF2 is evaluated there only
+    crop_margin_mm: float = 6.0  # samples lie in the fixed foreground's box plus this margin
     patches: int = 6  # mini-patches per iteration, centred on the fixed foreground
     patch_size: int = 16  # mini-patch side, voxels
-    field_stride: int = 2  # evaluate the field every n samples of a batch, interpolate between
     random_points: int = 8192  # random sampler: points per iteration (2x2x2 stencils each)
     # --- loss and optimiser --------------------------------------------------------------
-    ncc_window: int = 9  # local NCC window side, in samples of the sampled grid (odd)
-    folding_weight: float = 10.0  # x mean ReLU(-det J)
-    volume_weight: float = 0.0  # x mean |1 - det J|
-    smoothness_weight: float = 0.3  # x mean ||grad u||^2 (diffusion regulariser)
+    coarse_ncc_window: int = 11  # phase 1 local NCC window side, in samples (odd)
+    ncc_window: int = 9  # phase 2 (or single-phase) local NCC window side, in samples (odd)
+    folding_weight: float = 10.0  # x mean ReLU(-det J) over the lattice
+    volume_weight: float = 0.0  # x mean |1 - det J| over the lattice
+    smoothness_weight: float = 0.4  # x mean ||grad u||^2 over the lattice (diffusion)
     lr: float = 1e-2  # Adam learning rate
     lr_final_ratio: float = 0.1  # exponential decay to lr x this at the last iteration
     plateau_patience: int = 0  # stop after this many iterations without improvement (0: off)
     plateau_tolerance: float = 1e-4  # improvement of the smoothed loss that counts
-    # --- inference -----------------------------------------------------------------------
-    chunk_points: int = 262144  # field evaluations per batch (bounds memory)
-    inference_stride: int = 2  # evaluate every n voxels, upsample the displacement (1: all)
+    # --- outputs -------------------------------------------------------------------------
     label_interpolation: str = "onehot"  # onehot (GenericLabel-like) | nearest
 
     def validate(self, source: str | None = None) -> RegistrationParams:
@@ -79,10 +102,8 @@ class RegistrationParams:
              f"fine_sampler must be one of {FINE_SAMPLERS}, got {self.fine_sampler!r}"),
             (self.fine_encoding in ENCODINGS,
              f"fine_encoding must be one of {ENCODINGS}, got {self.fine_encoding!r}"),
-            (len(self.grid_spacings_mm) > 0 and all(isinstance(s, (int, float)) and s > 0
-                                                   for s in self.grid_spacings_mm),
-             "grid_spacings_mm must be a non-empty list of positive spacings"),
-            (self.grid_features >= 1, "grid_features must be >= 1"),
+            (self.grid_levels >= 1 and self.grid_features >= 1,
+             "grid_levels and grid_features must be >= 1"),
             (self.label_interpolation in ("onehot", "nearest"),
              "label_interpolation must be onehot or nearest"),
             (self.iterations >= 0 and self.coarse_iterations >= 0, "iterations must be >= 0"),
@@ -91,11 +112,18 @@ class RegistrationParams:
              "downsize_spacing_mm and fine_spacing_mm must be > 0"),
             (self.patch_size >= 2 and self.patches >= 1, "patch_size must be >= 2, patches >= 1"),
             (self.ncc_window >= 1 and self.ncc_window % 2 == 1, "ncc_window must be odd"),
+            (self.coarse_ncc_window >= 1 and self.coarse_ncc_window % 2 == 1,
+             "coarse_ncc_window must be odd"),
+            (self.lattice_mm > 0 and self.fine_lattice_mm > 0,
+             "lattice_mm and fine_lattice_mm must be > 0"),
+            (self.coarse_blur >= 0 and self.fine_blur >= 0 and self.crop_margin_mm >= 0,
+             "coarse_blur, fine_blur and crop_margin_mm must be >= 0"),
+            (0 < self.fine_batch_fraction <= 1, "fine_batch_fraction must be in (0, 1]"),
+            (self.hidden >= 1 and self.fine_hidden >= 1 and self.layers >= 1,
+             "hidden, fine_hidden and layers must be >= 1"),
+            (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
             (self.ode_steps >= 1, "ode_steps must be >= 1"),
             (self.ode_method in ODE_METHODS, f"ode_method must be one of {ODE_METHODS}"),
-            (self.chunk_points >= 1024, "chunk_points must be >= 1024"),
-            (self.inference_stride >= 1, "inference_stride must be >= 1"),
-            (self.field_stride >= 1, "field_stride must be >= 1"),
         ]
         for ok, problem in checks:
             if not ok:
@@ -106,8 +134,21 @@ class RegistrationParams:
         return asdict(self)
 
 
-def load_params(path: str | Path | None = None, **overrides: Any) -> RegistrationParams:
-    """Defaults, updated by a YAML file, updated by non-None ``overrides``; validated."""
+def preset_values(name: str, source: str | Path | None = None) -> dict[str, Any]:
+    """The parameters preset ``name`` changes from the defaults; NirInputError if unknown."""
+    if name not in PRESETS:
+        raise NirInputError(source, f"unknown preset {name!r}; choose one of "
+                                    f"{', '.join(PRESETS)}")
+    return dict(PRESETS[name])
+
+
+def load_params(path: str | Path | None = None, preset: str | None = None,
+                **overrides: Any) -> RegistrationParams:
+    """Defaults, updated by a preset, by a YAML file, then by non-None ``overrides``; validated.
+
+    ``preset`` (or a ``preset:`` key of the YAML; the argument wins) names an entry of
+    :data:`PRESETS`; the YAML's own values and ``overrides`` still win over it.
+    """
     values: dict[str, Any] = {}
     known = {f.name: f.type for f in fields(RegistrationParams)}
     if path is not None:
@@ -118,6 +159,12 @@ def load_params(path: str | Path | None = None, **overrides: Any) -> Registratio
         if not isinstance(loaded, dict):
             raise NirInputError(path, "parameter YAML must be a mapping of name: value")
         values.update(loaded)
+    named = values.pop("preset", None)
+    source = path
+    if preset is not None:
+        named, source = preset, "--preset"
+    if named is not None:
+        values = {**preset_values(str(named), source), **values}
     values.update({k: v for k, v in overrides.items() if v is not None})
     unknown = sorted(set(values) - set(known))
     if unknown:

@@ -1,19 +1,27 @@
-"""One NIR registration: fit the field(s) to a pair, then evaluate it on the full fixed grid."""
+"""One NIR registration: fit the field(s) to a pair, then evaluate them on the full fixed grid.
+
+The hybrid scheme fits a coarse field NF1 with the downsize sampler, freezes it, and fits a
+residual field NF2 composed on its fixed side, phi = phi_1 o phi_2 (as ANTs stacks stages):
+for NF2 the moving image is resampled once through phi_1 onto the fixed grid.
+"""
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
-from torch import nn
 
 from nir.errors import NirInputError
-from nir.fields import ComposedField, DenseField, NeuralField
+from nir.fields import NeuralField
 from nir.fit import FitContext, FitLog, fit
 from nir.frame import FieldFrame
+from nir.geometry import sample
 from nir.inference import dense_deformation, field_to_world_displacement
 from nir.io import Volume, same_grid
+from nir.lattice import Lattice
 from nir.params import RegistrationParams
 from nir.samplers import DownsizeSampler, MinipatchSampler, RandomSampler
 from nir.smoothing import gaussian_blur
@@ -40,38 +48,115 @@ def normalise_intensity(image: torch.Tensor) -> torch.Tensor:
     return (image / top.clamp_min(1e-6)).clamp(0.0, 1.5)
 
 
-def _context(moving: torch.Tensor, frame: FieldFrame, moving_volume: Volume,
-             device: torch.device) -> FitContext:
+def foreground_box(mask: torch.Tensor, spacing: tuple[float, float, float],
+                   margin_mm: float) -> tuple[slice, slice, slice]:
+    """The bounding box of ``mask`` grown by ``margin_mm`` on every side (whole voxels)."""
+    if not bool(mask.any()):
+        return tuple(slice(0, n) for n in mask.shape)  # type: ignore[return-value]
+    box = []
+    for axis, (n, s) in enumerate(zip(mask.shape, spacing, strict=True)):
+        other = tuple(d for d in range(3) if d != axis)
+        hit = mask.any(dim=other[1]).any(dim=other[0]).nonzero()[:, 0]
+        grow = math.ceil(margin_mm / s)
+        box.append(slice(max(0, int(hit[0]) - grow), min(n, int(hit[-1]) + grow + 1)))
+    return tuple(box)  # type: ignore[return-value]
+
+
+@dataclass
+class _Pair:
+    """A normalised pair in the field frame of the fixed image."""
+
+    frame: FieldFrame
+    fixed: torch.Tensor
+    moving: torch.Tensor
+    mask: torch.Tensor
+    box: tuple[slice, slice, slice]
+    moving_norm_from_field: torch.Tensor
+    field_from_voxel: torch.Tensor
+    device: torch.device
+
+    def box_corners(self) -> tuple[np.ndarray, np.ndarray]:
+        """Field-unit corners of the sampled box."""
+        m = self.frame.field_from_voxel
+        low = np.array([m[a, a] * b.start + m[a, 3] for a, b in enumerate(self.box)])
+        high = np.array([m[a, a] * (b.stop - 1) + m[a, 3] for a, b in enumerate(self.box)])
+        return low, high
+
+    def strides(self, spacing_mm: float) -> tuple[int, int, int]:
+        """Whole-voxel steps about ``spacing_mm`` apart along each axis."""
+        return tuple(max(1, round(spacing_mm / s)) for s in self.frame.spacing)  # type: ignore
+
+    def blurred(self, image: torch.Tensor, sigma_mm: float) -> torch.Tensor:
+        return gaussian_blur(image, [sigma_mm / s for s in self.frame.spacing])
+
+
+def _pair(fixed: Volume, moving: Volume, params: RegistrationParams,
+          device: torch.device) -> _Pair:
+    frame = FieldFrame.from_affine(fixed.shape, fixed.affine)
+    f_img = normalise_intensity(fixed.data).to(device)
+    m_img = normalise_intensity(moving.data).to(device)
+    mask = f_img > FOREGROUND_FRACTION
     as_t = lambda m: torch.as_tensor(m, dtype=torch.float32, device=device)  # noqa: E731
-    return FitContext(
-        moving=moving[None].to(device),
-        field_from_voxel=as_t(frame.field_from_voxel),
-        moving_norm_from_field=as_t(frame.moving_norm_from_field(moving_volume.shape,
-                                                                 moving_volume.affine)),
-        field_per_voxel=frame.field_step(1.0).to(device),
-    )
+    return _Pair(frame, f_img, m_img, mask, foreground_box(mask, frame.spacing,
+                                                           params.crop_margin_mm),
+                 as_t(frame.moving_norm_from_field(moving.shape, moving.affine)),
+                 as_t(frame.field_from_voxel), device)
 
 
-def _downsize_phase(f_img: torch.Tensor, m_img: torch.Tensor, spacing_mm: float,
-                    frame: FieldFrame, moving: Volume, device: torch.device,
-                    generator: torch.Generator) -> tuple[DownsizeSampler, FitContext]:
-    """A strided-grid sampler about ``spacing_mm`` apart and its context, both images blurred
-    to that scale (Gaussian, sigma half the stride)."""
-    stride = max(1, round(spacing_mm / min(frame.spacing)))
-    sigma = 0.5 * stride if stride > 1 else 0.0
-    sampler = DownsizeSampler(gaussian_blur(f_img, sigma), stride, generator)
-    return sampler, _context(gaussian_blur(m_img, sigma), frame, moving, device)
+@dataclass(frozen=True)
+class _Phase:
+    """One fitting phase: its field's lattice and encoding, its sampler and its loss."""
+
+    name: str
+    sampler: str  # downsize | minipatch | random
+    spacing_mm: float  # downsize step
+    blur: float  # Gaussian sigma as a fraction of the step
+    lattice_mm: float
+    fine: bool  # NF2 architecture (fine_encoding, fine_hidden)
+    iterations: int
+    window: int
+    fraction: float = 1.0  # of the downsize grid per batch
 
 
-class _Inverse(nn.Module):
-    """The inverse map of a velocity field (or composition of them) as a module."""
+def phases(params: RegistrationParams) -> list[_Phase]:
+    """The phases ``params`` asks for, in fitting order."""
+    if params.sampler == "hybrid":
+        coarse = _Phase("coarse", "downsize", params.downsize_spacing_mm, params.coarse_blur,
+                        params.lattice_mm, False, params.coarse_iterations,
+                        params.coarse_ncc_window)
+        fine = _Phase("fine", params.fine_sampler, params.fine_spacing_mm, params.fine_blur,
+                      params.fine_lattice_mm, True, params.iterations, params.ncc_window,
+                      params.fine_batch_fraction)
+        return [coarse, fine]
+    return [_Phase("fine", params.sampler, params.downsize_spacing_mm, params.coarse_blur,
+                   params.lattice_mm, False, params.iterations, params.ncc_window)]
 
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.inverse(x)
+def _fit_phase(phase: _Phase, pair: _Pair, moving: torch.Tensor, norm_from_field: torch.Tensor,
+               params: RegistrationParams, generator: torch.Generator,
+               progress: bool) -> tuple[NeuralField, FitLog]:
+    """Build the phase's field and sampler, and fit the field to (fixed, ``moving``)."""
+    low, high = pair.box_corners()
+    lattice = Lattice.covering(low, high, phase.lattice_mm / pair.frame.radius_mm)
+    model = NeuralField(params, lattice, generator, fine=phase.fine).to(pair.device)
+    sigma_mm = 0.0
+    if phase.sampler == "downsize":
+        strides = pair.strides(phase.spacing_mm)
+        sigma_mm = phase.blur * max(st * sp for st, sp in zip(strides, pair.frame.spacing,
+                                                                strict=True))
+        sampler = DownsizeSampler(pair.blurred(pair.fixed, sigma_mm), strides, generator,
+                                  pair.box, phase.fraction, 2 * phase.window)
+    elif phase.sampler == "minipatch":
+        sampler = MinipatchSampler(pair.fixed, pair.mask, params.patches, params.patch_size,
+                                   generator)
+    else:
+        sampler = RandomSampler(pair.fixed, pair.mask, params.random_points, generator)
+    ctx = FitContext(pair.blurred(moving, sigma_mm)[None], norm_from_field,
+                     pair.field_from_voxel, phase.window)
+    label = f"NF{'2' if phase.fine else '1'} {phase.sampler}"
+    log = fit(model, sampler, ctx, params, phase.iterations, label, progress)
+    model.requires_grad_(False)
+    return model, log
 
 
 def register(fixed: Volume, moving: Volume, params: RegistrationParams, seed: int = 0,
@@ -90,57 +175,28 @@ def register(fixed: Volume, moving: Volume, params: RegistrationParams, seed: in
     device = torch.device(device)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    frame = FieldFrame.from_affine(fixed.shape, fixed.affine)
-    f_img = normalise_intensity(fixed.data).to(device)
-    m_img = normalise_intensity(moving.data).to(device)
-    mask = f_img > FOREGROUND_FRACTION
+    pair = _pair(fixed, moving, params, device)
     result = RegistrationResult(displacement=torch.empty(0))
     start = time.perf_counter()
-    nf1 = NeuralField(params, generator).to(device)
-    coarse = params.sampler in ("hybrid", "downsize")
-    if coarse:
-        sampler, ctx = _downsize_phase(f_img, m_img, params.downsize_spacing_mm, frame, moving,
-                                       device, generator)
-        iterations = params.coarse_iterations if params.sampler == "hybrid" else params.iterations
-        result.phases["coarse"] = fit(nf1, sampler, ctx, params, iterations,
-                                      "NF1 downsize", progress)
-    model: nn.Module = nf1
-    exact: nn.Module = nf1
-    ctx = _context(m_img, frame, moving, device)
-    if params.sampler == "hybrid":
-        nf1.requires_grad_(False)
-        phi1 = dense_deformation(nf1, frame, device, params.chunk_points,
-                                  params.inference_stride)
-        norm_from_field = torch.as_tensor(frame.norm_from_field, dtype=torch.float32,
-                                          device=device)
-        nf2 = NeuralField(params, generator, fine=True, radius_mm=frame.radius_mm).to(device)
-        model = ComposedField(DenseField(phi1, norm_from_field), nf2)
-        exact = ComposedField(nf1, nf2)
-        if params.fine_sampler == "downsize":
-            sampler, ctx = _downsize_phase(f_img, m_img, params.fine_spacing_mm, frame, moving,
-                                           device, generator)
-        else:
-            sampler = MinipatchSampler(f_img, mask, params.patches, params.patch_size, generator)
-        result.phases["fine"] = fit(model, sampler, ctx, params, params.iterations,
-                                    f"NF2 {params.fine_sampler}", progress)
-    elif params.sampler == "minipatch":
-        sampler = MinipatchSampler(f_img, mask, params.patches, params.patch_size, generator)
-        result.phases["fine"] = fit(nf1, sampler, ctx, params, params.iterations,
-                                    "NF minipatch", progress)
-    elif params.sampler == "random":
-        sampler = RandomSampler(f_img, mask, params.random_points, generator)
-        result.phases["fine"] = fit(nf1, sampler, ctx, params, params.iterations,
-                                    "NF random", progress)
+    fitted: list[NeuralField] = []
+    moving_now, norm_now = pair.moving, pair.moving_norm_from_field
+    for phase in phases(params):
+        if fitted:  # resample the moving image once through the fields fitted so far
+            phi = dense_deformation(fitted, pair.frame, device)
+            moving_now = sample(pair.moving[None], phi,
+                                matrix=pair.moving_norm_from_field)[0]
+            norm_now = torch.as_tensor(pair.frame.norm_from_field, dtype=torch.float32,
+                                       device=device)
+        model, log = _fit_phase(phase, pair, moving_now, norm_now, params, generator, progress)
+        fitted.append(model)
+        result.phases[phase.name] = log
     result.seconds["fit"] = time.perf_counter() - start
     start = time.perf_counter()
-    model.requires_grad_(False)
-    phi = dense_deformation(model, frame, device, params.chunk_points,
-                            params.inference_stride, progress, "full grid")
-    result.displacement = field_to_world_displacement(phi, frame)
+    phi = dense_deformation(fitted, pair.frame, device)
+    result.displacement = field_to_world_displacement(phi, pair.frame)
     if inverse:
-        exact.requires_grad_(False)
-        phi_inv = dense_deformation(_Inverse(exact), frame, device, params.chunk_points,
-                                    params.inference_stride, progress, "inverse")
-        result.inverse_displacement = field_to_world_displacement(phi_inv, frame)
+        phi_inv = dense_deformation(fitted, pair.frame, device, inverse=True)
+        result.inverse_displacement = field_to_world_displacement(phi_inv, pair.frame)
     result.seconds["inference"] = time.perf_counter() - start
     return result
+

@@ -1,8 +1,10 @@
-"""Coordinate samplers: where the field is evaluated at each iteration.
+"""Coordinate samplers: where the similarity is measured at each iteration.
 
-Each sampler returns a :class:`Batch` of grid-structured points in fixed voxel coordinates
-(B, D, H, W, 3), the fixed intensities there (B, 1, D, H, W) and the grid spacing in voxels,
-so that local NCC and finite-difference Jacobians can be computed on the samples.
+Each sampler returns a :class:`Batch` of fixed intensities on grid-structured samples, so that
+local NCC can be computed on them: either one axis-aligned grid given by its three axes
+(``axes``, the downsize sampler; the field is then read there separably) or a batch of small
+grids given point by point (``points``, mini-patches and random stencils).  Positions are
+fixed voxel coordinates.
 """
 
 from __future__ import annotations
@@ -16,42 +18,67 @@ from nir.geometry import sample, voxel_indices, voxel_to_norm
 
 @dataclass
 class Batch:
-    """Sampled points (fixed voxel coords), fixed intensities, grid step (voxels)."""
+    """Fixed intensities (B, 1, D, H, W) at grid-structured samples (fixed voxel coords)."""
 
-    points: torch.Tensor
     fixed: torch.Tensor
-    step_vox: float
+    axes: list[torch.Tensor] | None = None  # one grid: voxel positions along each axis
+    points: torch.Tensor | None = None  # or B grids point by point: (B, D, H, W, 3)
     use_local_ncc: bool = True
-    lattice_norm_from_voxel: torch.Tensor | None = None  # set when points are one full lattice
+    key: tuple[int, ...] | None = None  # names a full grid that recurs (sampler.full_grid)
+    crop: tuple[slice, ...] | None = None  # the batch's part of that full grid, in samples
 
 
 def _randint(high: int, size: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
     return torch.randint(0, high, size, generator=generator)
 
 
-class DownsizeSampler:
-    """A strided grid (every ``stride``-th voxel) with a new random integer offset each call."""
+def _box_slices(box: tuple[slice, slice, slice] | None,
+                shape: tuple[int, ...]) -> tuple[slice, slice, slice]:
+    if box is None:
+        return tuple(slice(0, n) for n in shape)  # type: ignore[return-value]
+    return box
 
-    def __init__(self, fixed: torch.Tensor, stride: int, generator: torch.Generator) -> None:
+
+class DownsizeSampler:
+    """A strided grid (every ``strides[a]``-th voxel along axis a) over ``box``, with a new
+    random integer offset each call.
+
+    With ``fraction`` < 1 each call returns a random sub-box of the strided grid holding about
+    that fraction of its samples (at least ``min_count`` per axis): a smaller batch, over which
+    the field need only be evaluated locally.
+    """
+
+    def __init__(self, fixed: torch.Tensor, strides: tuple[int, int, int],
+                 generator: torch.Generator, box: tuple[slice, slice, slice] | None = None,
+                 fraction: float = 1.0, min_count: int = 1) -> None:
         self.fixed = fixed
-        self.stride = stride
+        self.strides = tuple(int(s) for s in strides)
         self.generator = generator
-        self.counts = [(n - stride) // stride + 1 for n in fixed.shape]
-        self.base = [torch.arange(c, device=fixed.device) * stride for c in self.counts]
+        self.box = _box_slices(box, tuple(fixed.shape))
+        self.counts = [max(1, (b.stop - b.start - s) // s + 1)
+                       for b, s in zip(self.box, self.strides, strict=True)]
+        side = fraction ** (1.0 / 3.0)
+        self.sizes = [c if fraction >= 1 else min(c, max(min_count, round(c * side)))
+                      for c in self.counts]
+
+    def full_grid(self, offsets: tuple[int, ...]) -> tuple[tuple[slice, ...], torch.Tensor]:
+        """The voxel slices and fixed intensities of the whole strided grid at ``offsets``."""
+        slices = tuple(slice(b.start + o, b.start + o + s * (c - 1) + 1, s)
+                       for b, o, s, c in zip(self.box, offsets, self.strides, self.counts,
+                                             strict=True))
+        return slices, self.fixed[slices][None, None]
 
     def sample(self) -> Batch:
-        s = self.stride
-        off = _randint(s, (3,), self.generator).tolist()
-        c0, c1, c2 = self.counts
-        fixed = self.fixed[off[0]::s, off[1]::s, off[2]::s][:c0, :c1, :c2]
-        axes = [(b + o).to(self.fixed.dtype) for b, o in zip(self.base, off, strict=True)]
-        points = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
-        to_norm = torch.eye(4, dtype=self.fixed.dtype, device=self.fixed.device)
-        for a, (o, c) in enumerate(zip(off, self.counts, strict=True)):
-            to_norm[a, a] = 2.0 / (s * max(c - 1, 1))
-            to_norm[a, 3] = -1.0 - o * to_norm[a, a]
-        return Batch(points.unsqueeze(0), fixed[None, None], float(s),
-                     lattice_norm_from_voxel=to_norm)
+        offsets = tuple(int(_randint(s, (1,), self.generator)) for s in self.strides)
+        starts = [int(_randint(c - n + 1, (1,), self.generator)) for c, n in
+                  zip(self.counts, self.sizes, strict=True)]
+        crop = tuple(slice(st, st + n) for st, n in zip(starts, self.sizes, strict=True))
+        slices = tuple(slice(full.start + full.step * c.start,
+                             full.start + full.step * (c.stop - 1) + 1, full.step)
+                       for full, c in zip(self.full_grid(offsets)[0], crop, strict=True))
+        axes = [torch.arange(sl.start, sl.stop, sl.step, device=self.fixed.device,
+                             dtype=self.fixed.dtype) for sl in slices]
+        return Batch(self.fixed[slices][None, None], axes=axes, key=offsets, crop=crop)
 
 
 class MinipatchSampler:
@@ -75,13 +102,13 @@ class MinipatchSampler:
                                                              max=self.high)
         idx = corners[:, None, None, None, :] + self.offsets  # (B, s, s, s, 3)
         fixed = self.fixed[idx[..., 0], idx[..., 1], idx[..., 2]]
-        return Batch(idx.to(self.fixed.dtype), fixed.unsqueeze(1), 1.0)
+        return Batch(fixed.unsqueeze(1), points=idx.to(self.fixed.dtype))
 
 
 class RandomSampler:
     """``n`` random points in the foreground, each with a 2x2x2 one-voxel stencil.
 
-    The stencil gives finite-difference Jacobians; similarity is global NCC over the samples.
+    The similarity is global NCC over the samples.
     """
 
     def __init__(self, fixed: torch.Tensor, mask: torch.Tensor, n: int,
@@ -103,6 +130,5 @@ class RandomSampler:
         jitter = (torch.rand(self.n, 3, generator=self.generator) - 0.5).to(device)
         base = (self.centres[pick] + jitter).clamp(min=0).minimum(self.high)
         points = base[:, None, None, None, :] + self.stencil  # (n, 2, 2, 2, 3)
-        norm = points @ self.norm[:3, :3].T + self.norm[:3, 3]
-        fixed = sample(self.fixed[None], norm)[0]
-        return Batch(points, fixed.unsqueeze(1), 1.0, use_local_ncc=False)
+        fixed = sample(self.fixed[None], points, matrix=self.norm)[0]
+        return Batch(fixed.unsqueeze(1), points=points, use_local_ncc=False)

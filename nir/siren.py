@@ -22,7 +22,8 @@ class SineLayer(nn.Module):
             self.linear.bias.uniform_(-bound, bound, generator=generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sin(self.omega0 * self.linear(x))
+        z = self.linear(x)
+        return torch.sin(z if self.omega0 == 1.0 else self.omega0 * z)
 
 
 class Siren(nn.Module):

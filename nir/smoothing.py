@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 
@@ -14,16 +16,19 @@ def gaussian_kernel(sigma: float, truncate: float = 3.0) -> torch.Tensor:
     return k / k.sum()
 
 
-def gaussian_blur(volume: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Blur a (I, J, K) or (C, I, J, K) volume with an isotropic Gaussian of ``sigma`` voxels."""
-    if sigma <= 0:
+def gaussian_blur(volume: torch.Tensor, sigma: float | Sequence[float]) -> torch.Tensor:
+    """Blur a (I, J, K) or (C, I, J, K) volume with a Gaussian of ``sigma`` voxels: one value
+    for every axis or one per axis (an axis with sigma <= 0 is left alone)."""
+    sigmas = [float(sigma)] * 3 if isinstance(sigma, (int, float)) else [float(s) for s in sigma]
+    if all(s <= 0 for s in sigmas):
         return volume
     squeeze = volume.dim() == 3
-    v = volume.unsqueeze(0) if squeeze else volume
-    k = gaussian_kernel(sigma).to(v.device, v.dtype)
-    r = k.numel() // 2
-    out = v.unsqueeze(1)  # (C, 1, I, J, K)
-    for axis in range(3):
+    out = (volume.unsqueeze(0) if squeeze else volume).unsqueeze(1)  # (C, 1, I, J, K)
+    for axis, s in enumerate(sigmas):
+        if s <= 0:
+            continue
+        k = gaussian_kernel(s).to(out.device, out.dtype)
+        r = k.numel() // 2
         shape = [1, 1, 1, 1, 1]
         shape[2 + axis] = k.numel()
         pad = [0, 0, 0, 0, 0, 0]

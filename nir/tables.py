@@ -17,7 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from nir.errors import NirInputError
-from nir.io import atomic_write
+from nir.io import write_csv, write_text
 from nir.labels import merged_name
 
 COLUMNS = ("pair", "fixed", "moving", "method", "stage", "structure", "label", "metric", "value",
@@ -37,17 +37,6 @@ DISPLAY = {
     "seconds": ("time (s)", ".1f"),
     "peak_rss_mb": ("peak RSS (MB)", ".0f"),
 }
-
-
-def write_text(text: str, path: str | Path) -> None:
-    """Write ``text`` to ``path`` atomically."""
-    with atomic_write(path) as tmp:
-        tmp.write_text(text)
-
-
-def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
-    """Write ``frame`` to ``path`` atomically (no partial file on failure)."""
-    write_text(frame.to_csv(index=False, float_format="%.6g"), path)
 
 
 def read_pairs(paths: Sequence[str | Path]) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Loss and Jacobian building blocks against hand-worked cases."""
+"""Loss and Jacobian building blocks against hand-worked cases and autograd."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 from nir.jacobian import jacobian_determinant_map
 from nir.losses import (
-    box_mean,
+    box_sum,
+    box_sum_adjoint,
     det3,
     diffusion_energy,
     folding_penalty,
@@ -17,9 +18,19 @@ from nir.losses import (
 )
 
 
-def test_separable_box_mean_equals_cube_mean() -> None:
+def test_running_box_sum_equals_cube_sum() -> None:
     x = torch.rand(2, 5, 12, 13, 14, generator=torch.Generator().manual_seed(0))
-    assert torch.allclose(box_mean(x, 5), F.avg_pool3d(x, 5, stride=1), atol=1e-6)
+    expected = F.avg_pool3d(x, 5, stride=1) * 125
+    torch.testing.assert_close(box_sum(x, 5), expected, atol=1e-4, rtol=1e-5)
+
+
+def test_box_sum_adjoint_is_its_transpose() -> None:
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(1, 2, 9, 10, 11, generator=g, dtype=torch.float64)
+    y = torch.rand(1, 2, 5, 6, 7, generator=g, dtype=torch.float64)
+    lhs = (box_sum(x, 5) * y).sum()
+    rhs = (x * box_sum_adjoint(y, 5)).sum()
+    assert abs(float(lhs - rhs)) < 1e-9 * float(lhs)
 
 
 def test_local_ncc_is_zero_for_affine_intensity_change_and_high_for_noise() -> None:
@@ -29,15 +40,24 @@ def test_local_ncc_is_zero_for_affine_intensity_change_and_high_for_noise() -> N
     assert float(local_ncc(img, torch.rand(1, 1, 16, 16, 16, generator=g), 5)) > 0.8
 
 
-def test_sampled_jacobian_of_a_linear_map_is_its_determinant() -> None:
+def test_local_ncc_gradient_is_the_analytic_one() -> None:
+    g = torch.Generator().manual_seed(2)
+    fixed = torch.rand(1, 1, 7, 8, 9, generator=g, dtype=torch.float64)
+    warped = (0.6 * fixed + 0.4 * torch.rand(fixed.shape, generator=g, dtype=torch.float64))
+    warped.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda w: local_ncc(fixed, w, 3), (warped,))
+
+
+def test_lattice_jacobian_of_a_linear_map_is_its_determinant() -> None:
     a = torch.tensor([[1.2, 0.1, 0.0], [0.0, 0.9, 0.2], [0.1, 0.0, 1.1]])
-    grid = torch.stack(torch.meshgrid(*[torch.arange(6.0)] * 3, indexing="ij"), -1) * 0.5
-    phi = (grid @ a.T)[None]
-    det = det3(*jacobian_columns(phi, torch.tensor([0.5, 0.5, 0.5])))
-    assert torch.allclose(det, torch.linalg.det(a).expand_as(det), atol=1e-5)
-    flipped = phi.clone()
-    flipped[..., 0] = -flipped[..., 0]
-    penalty = folding_penalty(det3(*jacobian_columns(flipped, torch.tensor([0.5, 0.5, 0.5]))))
+    x = torch.stack(torch.meshgrid(*[torch.arange(6.0)] * 3, indexing="ij")) * 0.5
+    u = torch.einsum("ij,jabc->iabc", a - torch.eye(3), x)  # phi(x) = A x
+    det = det3(*jacobian_columns(u, 0.5))
+    assert det.shape == (5, 5, 5)
+    torch.testing.assert_close(det, torch.linalg.det(a).expand_as(det), atol=1e-5, rtol=0)
+    flip = torch.diag(torch.tensor([-1.0, 1.0, 1.0])) @ a
+    flipped = torch.einsum("ij,jabc->iabc", flip - torch.eye(3), x)
+    penalty = folding_penalty(det3(*jacobian_columns(flipped, 0.5)))
     assert abs(float(penalty) - float(torch.linalg.det(a))) < 1e-4
 
 
@@ -51,12 +71,10 @@ def test_world_jacobian_honours_the_affine() -> None:
 
 
 def test_diffusion_energy_is_the_squared_displacement_gradient() -> None:
-    axes = [torch.arange(6, dtype=torch.float32) * 0.5] * 3
-    x = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1)[None]
-    step = torch.full((3,), 0.5)
-    assert float(diffusion_energy(*jacobian_columns(x, step))) == 0.0  # identity, or a shift
-    assert float(diffusion_energy(*jacobian_columns(x + 3.0, step))) == 0.0
+    x = torch.stack(torch.meshgrid(*[torch.arange(6.0)] * 3, indexing="ij")) * 0.5
+    assert float(diffusion_energy(*jacobian_columns(torch.zeros_like(x), 0.5))) == 0.0
+    assert float(diffusion_energy(*jacobian_columns(torch.full_like(x, 3.0), 0.5))) == 0.0
     gradient = torch.tensor([[0.1, 0.0, 0.2], [0.0, -0.1, 0.0], [0.3, 0.0, 0.0]])
-    phi = x + x @ gradient.T  # u(x) = G x, so ||grad u||_F^2 = sum G^2 everywhere
-    energy = float(diffusion_energy(*jacobian_columns(phi, step)))
+    u = torch.einsum("ij,jabc->iabc", gradient, x)  # u(x) = G x: ||grad u||_F^2 = sum G^2
+    energy = float(diffusion_energy(*jacobian_columns(u, 0.5)))
     assert abs(energy - float((gradient**2).sum())) < 1e-5

@@ -6,6 +6,7 @@ import pytest
 
 from nir.errors import NirInputError
 from nir.methods import DEFAULT_TRANSFORM, parse_methods
+from nir.params import PRESETS, RegistrationParams, load_params
 
 
 def test_engines_defaults_and_resources() -> None:
@@ -30,8 +31,30 @@ def test_engines_defaults_and_resources() -> None:
     ("x", {"engine": "ants", "mode": "velocity"}, "unknown ANTs option"),
     ("x", {"resources": {"cpus": 2}}, "unknown key 'cpus'"),
     ("x", {"resources": {"threads": 0}}, "threads must be an integer >= 1"),
+    ("x", {"preset": "fastest"}, "unknown preset 'fastest'"),
 ])
 def test_bad_method_names_the_config_entry(name, spec, problem) -> None:
     with pytest.raises(NirInputError, match=problem) as info:
         parse_methods({name: spec})
     assert info.value.path.startswith("config: methods")
+
+
+def test_presets_differ_and_single_parameters_win_over_them(tmp_path) -> None:
+    defaults = RegistrationParams()
+    for name, changes in PRESETS.items():
+        params = load_params(preset=name)
+        assert {k: getattr(params, k) for k in changes} == changes
+        assert (params == defaults) == (name == "default")
+    method = parse_methods({"quick": {"preset": "fast", "iterations": 7}})["quick"]
+    params = method.nir_params()
+    assert params.iterations == 7
+    assert params.coarse_iterations == PRESETS["fast"]["coarse_iterations"]
+    config = tmp_path / "params.yaml"  # what the workflow writes for that method
+    config.write_text("iterations: 7\npreset: fast\n")
+    assert load_params(config) == params
+    assert load_params(config, preset="default").coarse_iterations == defaults.coarse_iterations
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("preset: slow\n")
+    with pytest.raises(NirInputError, match="unknown preset 'slow'") as info:
+        load_params(bad)
+    assert info.value.path.endswith("bad.yaml")

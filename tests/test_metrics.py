@@ -9,6 +9,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from scipy.spatial.distance import cdist
 
 from nir import cli, metrics
@@ -76,6 +77,77 @@ def test_hd95_empty_mask_policy():
     assert math.isnan(metrics.hd95(empty, empty, (1, 1, 1)))
     assert metrics.hd95(full, empty, (1, 1, 1)) == math.inf
     assert metrics.mean_finite([1.0, math.inf, math.nan, 3.0]) == 2.0
+
+
+def _blocky_labels(rng, shape, labels, blocks=14):
+    """Random boxes of random labels over background 0, some reaching the volume border."""
+    out = np.zeros(shape, np.int64)
+    for _ in range(blocks):
+        lo = rng.integers(0, shape, size=3)
+        hi = np.minimum(lo + rng.integers(1, 6, size=3), shape)
+        out[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))] = rng.choice(labels)
+    out[0, :3, :2] = labels[0]   # on the border
+    return out
+
+
+def _brute_force_surface(mask, spacing):
+    """Surface voxels (mm) of a mask: a face neighbour outside the mask or the volume."""
+    padded = np.pad(mask, 1)
+    inner = mask.copy()
+    for axis in range(mask.ndim):
+        for step in (-1, 1):
+            inner &= np.roll(padded, step, axis=axis)[1:-1, 1:-1, 1:-1]
+    return np.argwhere(mask & ~inner) * spacing
+
+
+def test_dice_and_hd95_per_label_match_brute_force():
+    rng = np.random.default_rng(3)
+    shape, spacing = (13, 11, 9), (0.8, 1.0, 2.5)
+    a = _blocky_labels(rng, shape, [1, 2, 5])
+    b = _blocky_labels(rng, shape, [1, 2, 6])
+    a[-2:, -2:, -2:] = 7          # far from label 7 in b: beyond the near-offset search
+    b[:2, :2, :1] = 7
+    labels = [0, 1, 2, 5, 6, 7, 9]  # 5 only in a, 6 only in b, 9 in neither
+    dice = metrics.dice_per_label(a, torch.from_numpy(b), labels)
+    hd = metrics.hd95_per_label(a, metrics.label_surfaces(b), labels, spacing)
+    assert list(dice) == list(hd) == labels
+    for label in labels:
+        in_a, in_b = a == label, b == label
+        if not (in_a.any() or in_b.any()):
+            assert math.isnan(dice[label]) and math.isnan(hd[label])
+            continue
+        assert dice[label] == 2.0 * int((in_a & in_b).sum()) / (int(in_a.sum()) + int(in_b.sum()))
+        if not (in_a.any() and in_b.any()):
+            assert hd[label] == math.inf
+            continue
+        d = cdist(_brute_force_surface(in_a, spacing), _brute_force_surface(in_b, spacing))
+        expected = np.percentile(np.concatenate([d.min(axis=1), d.min(axis=0)]), 95)
+        assert hd[label] == pytest.approx(expected, rel=1e-12)
+    assert hd[7] > metrics.NEAR_RADIUS_STEPS * max(spacing)
+
+
+def test_hd95_is_exact_as_far_surface_voxels_reach_the_percentile():
+    # B = A plus a far line of m voxels: the pooled distances are zeros and m far values, so
+    # the 95th percentile moves from the near zeros onto the far values as m grows
+    a = np.zeros((24, 24, 40), bool)
+    a[2:8, 2:8, 2:8] = True
+    for m in range(1, 31):
+        b = a.copy()
+        b[20, 20, 4:4 + m] = True
+        d = cdist(_brute_force_surface(a, (1, 1, 1)), _brute_force_surface(b, (1, 1, 1)))
+        expected = np.percentile(np.concatenate([d.min(axis=1), d.min(axis=0)]), 95)
+        assert metrics.hd95(a, b, (1, 1, 1)) == pytest.approx(expected, rel=1e-12, abs=0)
+    assert expected > metrics.NEAR_RADIUS_STEPS  # the far values were read in the end
+
+
+def test_label_surfaces_know_the_present_labels():
+    rng = np.random.default_rng(4)
+    a = _blocky_labels(rng, (10, 12, 7), [3, 4, 40])
+    surfaces = metrics.label_surfaces(a)
+    assert surfaces.present().tolist() == np.unique(a).tolist()
+    assert len(surfaces.points(99)) == 0
+    inner = metrics.label_surfaces(np.ones((4, 4, 4), np.int64))
+    assert len(inner.points(1)) == 4 ** 3 - 2 ** 3  # the border counts as outside
 
 
 def test_jacobian_of_affine_displacement_is_det_a():

@@ -162,7 +162,7 @@ def test_real_aligned_cohort_raises_dice(tmp_path: Path) -> None:
         f'  t1w: "{ALIGNED}brain_T1w.nii.gz"\n  labels: "{ALIGNED}aseg_dseg.nii.gz"\n'
         "subjects: [sub-01, sub-02, sub-03]\npreprocessed: true\n"
         "pairs: {mode: template, template: sub-01}\n"
-        "methods: {nir: {mode: displacement}}\ndevice: cpu\nevaluation: {qc_pairs: 0}\n")
+        "methods: {nir: {preset: fast}}\ndevice: cpu\nevaluation: {qc_pairs: 0}\n")
     snakemake(tmp_path, config, timeout=900)
     dice = per_pair_dice(tmp_path / "results")
     assert len(dice) == 2

@@ -11,13 +11,12 @@ import pandas as pd
 
 from nir import metrics
 from nir.errors import NirInputError
-from nir.io import Volume, load_labels, load_volume
+from nir.io import Volume, load_labels, load_volume, write_csv
 from nir.labels import label_name, parse_label_set
-from nir.tables import write_csv
 
 HELP = ("Score one registered pair: per-structure Dice and HD95 before (moving vs fixed labels, "
-        "affine only) and after (warped vs fixed labels), plus folding %, SDlogJ, runtime and "
-        "memory, written as a long-format CSV.")
+        "affine only) and after (warped vs fixed labels), plus folding percentage, SDlogJ, "
+        "runtime and memory, written as a long-format CSV.")
 
 COLUMNS = ("pair", "fixed", "moving", "method", "stage", "structure", "label", "metric", "value",
            "device")
@@ -100,10 +99,11 @@ def _regularity(args: argparse.Namespace, fixed: Volume) -> tuple[float, float]:
     return metrics.folding_percent(detj_np, mask), metrics.sdlogj(detj_np, mask)
 
 
-def _stage_rows(stage: str, fixed: np.ndarray, other: np.ndarray, labels: list[int],
+def _stage_rows(stage: str, fixed: np.ndarray, fixed_surfaces: metrics.LabelSurfaces,
+                other: np.ndarray, other_surfaces: metrics.LabelSurfaces, labels: list[int],
                 spacing: np.ndarray) -> list[tuple]:
     dice = metrics.dice_per_label(other, fixed, labels)
-    hd = metrics.hd95_per_label(other, fixed, labels, spacing)
+    hd = metrics.hd95_per_label(other_surfaces, fixed_surfaces, labels, spacing)
     rows = []
     for label in labels:
         rows.append((stage, label_name(label), label, "dice", dice[label]))
@@ -121,16 +121,17 @@ def evaluate(args: argparse.Namespace) -> pd.DataFrame:
     summary = _read_summary(args.summary)
     folding, sdlogj = _regularity(args, fixed)
     fixed_np, moving_np, warped_np = (v.data.numpy() for v in (fixed, moving, warped))
-    present = np.union1d(np.unique(fixed_np), np.unique(moving_np))
+    fixed_s, moving_s, warped_s = map(metrics.label_surfaces, (fixed_np, moving_np, warped_np))
+    present = np.union1d(fixed_s.present(), moving_s.present())
     labels = parse_label_set(args.labels_set, present.tolist())
     if not np.isin(labels, present).any():
         raise NirInputError("--labels-set", f"none of {labels} occurs in {fixed.path} or "
                                             f"{moving.path}")
 
-    rows = _stage_rows("before", fixed_np, moving_np, labels, fixed.spacing)
+    rows = _stage_rows("before", fixed_np, fixed_s, moving_np, moving_s, labels, fixed.spacing)
     rows += [("before", PAIR_STRUCTURE, PAIR_LABEL, "folding_percent", 0.0),
              ("before", PAIR_STRUCTURE, PAIR_LABEL, "sdlogj", 0.0)]
-    rows += _stage_rows("after", fixed_np, warped_np, labels, fixed.spacing)
+    rows += _stage_rows("after", fixed_np, fixed_s, warped_np, warped_s, labels, fixed.spacing)
     rows += [("after", PAIR_STRUCTURE, PAIR_LABEL, "folding_percent", folding),
              ("after", PAIR_STRUCTURE, PAIR_LABEL, "sdlogj", sdlogj),
              ("after", PAIR_STRUCTURE, PAIR_LABEL, "seconds",

@@ -10,7 +10,7 @@ import torch
 from nir.device import resolve_device
 from nir.errors import NirInputError
 from nir.pair import register_files
-from nir.params import MODES, SAMPLERS, load_params
+from nir.params import MODES, PRESETS, SAMPLERS, load_params
 
 HELP = ("Register a moving image onto a fixed image with a neural field. Writes "
         "PREFIX_warped.nii.gz, PREFIX_warped_labels.nii.gz (with --moving-labels), "
@@ -21,6 +21,9 @@ HELP = ("Register a moving image onto a fixed image with a neural field. Writes 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the ``register`` options."""
     add_pair_arguments(parser)
+    parser.add_argument("--preset", choices=tuple(PRESETS),
+                        help="speed/accuracy trade-off (default: default); --config and the "
+                             "flags below override single parameters")
     parser.add_argument("--mode", choices=MODES, help="field type (default velocity)")
     parser.add_argument("--sampler", choices=SAMPLERS, help="coordinate sampler (default hybrid)")
     parser.add_argument("--iterations", type=int,
@@ -63,7 +66,7 @@ def apply_runtime(args: argparse.Namespace) -> torch.device:
 def run(args: argparse.Namespace) -> None:
     """Run one registration."""
     device = apply_runtime(args)
-    params = load_params(args.config, mode=args.mode, sampler=args.sampler,
+    params = load_params(args.config, preset=args.preset, mode=args.mode, sampler=args.sampler,
                          iterations=args.iterations)
     summary = register_files(args.fixed, args.moving, args.out, params,
                              moving_labels=args.moving_labels, seed=args.seed, device=device,
