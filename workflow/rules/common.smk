@@ -23,7 +23,7 @@ DEMO = "cohort" not in config and "bids" not in config
 SUBJECT_LIST, COHORT_SOURCE = cohort_from_config(config, f"{R}/demo")
 if "cohort" in config:
     validate(pd.read_csv(config["cohort"], sep="\t", dtype=str, keep_default_na=False),
-             "../schemas/cohort.schema.yaml")
+             workflow.source_path("../schemas/cohort.schema.yaml"))
 if config["preprocessed"]:
     check_suffix(SUBJECT_LIST, ".nii.gz", COHORT_SOURCE)
 SUBJECTS = {s.id: s for s in SUBJECT_LIST}
@@ -152,6 +152,7 @@ TABLES = ("pairs.csv", "summary.csv", "summary.md", "summary.tex", "per_structur
 REPORTED_TABLES = {"summary.csv": "summary", "per_structure.csv": "per_structure",
                    "stats.csv": "stats"}
 FIGURES = ("dice_per_structure", "dice_vs_folding", "runtime")
+SOFTWARE_VERSIONS = {ext: f"{R}/software/versions.{ext}" for ext in ("tsv", "html")}
 
 
 def table_output(name):

@@ -47,3 +47,18 @@ rule qc_panel:
     shell:
         "nir figures --qc {input.fixed} {input.moving} {input.warped} {input.jacobian}"
         " {input.warp} {output} > {log} 2>&1"
+
+
+# The versions of Python, nir-cohort and every package it requires, read where the jobs run.
+rule software_versions:
+    output:
+        tsv=SOFTWARE_VERSIONS["tsv"],
+        html=report(
+            SOFTWARE_VERSIONS["html"],
+            category="About",
+            caption="../report/software_versions.rst",
+        ),
+    log:
+        f"{R}/logs/software_versions/software_versions.log",
+    script:
+        "../scripts/versions.py"
