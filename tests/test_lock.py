@@ -1,9 +1,9 @@
 """The reproducible environment: requirements.lock, environment.yml, `make setup LOCKED=1`, and
 the software versions the workflow reports.
 
-Everything here is a dry check (no installation): the lock must pin the version installed in
-the running environment of every package the project imports or declares, so a failure means
-"run `make lock`" (or `make setup LOCKED=1`).
+Everything here is a dry check (no installation): the lock must pin every package the project
+imports or declares, and an environment installed from it (`make setup LOCKED=1`) must hold
+exactly those versions, so a failure means "run `make lock`" (or `make setup LOCKED=1`).
 """
 
 from __future__ import annotations
@@ -101,10 +101,20 @@ def test_lock_holds_only_exact_pins_and_torch_2_13() -> None:
     assert PROJECT not in pins  # the project itself is installed editable, not from the lock
 
 
-def test_lock_pins_the_installed_version_of_every_package_the_project_uses() -> None:
+def test_lock_pins_every_package_the_project_uses() -> None:
     pins, _ = read_lock()
     used = used_distributions()
     assert {"torch", "numpy", "snakemake", "pytest", "packaging"} <= set(used)
+    missing = sorted(dist for dist in used if canonicalize_name(dist) not in pins)
+    assert not missing, f"not in requirements.lock, run `make lock`: {missing}"
+
+
+def test_a_locked_environment_has_the_locked_versions() -> None:
+    if not (Path(sys.prefix) / ".locked").exists():
+        pytest.skip("this environment was not installed from the lock (make setup LOCKED=1): "
+                    "an unlocked install may hold newer releases")
+    pins, _ = read_lock()
+    used = used_distributions()
     stale = []
     for dist, why in sorted(used.items()):
         installed = metadata.version(dist)
