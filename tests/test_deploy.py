@@ -128,7 +128,7 @@ def test_plain_snakemake_plans_what_make_demo_runs(repository, make_demo_jobs) -
     plain = planned(repository)  # no --snakefile, no --configfile
     assert plain == make_demo_jobs
     counts = per_rule(plain)
-    assert counts["register"] == demo_register_jobs(DEMO_CONFIG) == 8
+    assert counts["register"] == demo_register_jobs(DEMO_CONFIG) == 6
     assert counts["demo"] == 1 and counts["software_versions"] == 1
 
 
