@@ -33,7 +33,14 @@ import pandas as pd
 
 from nir.io import load_labels, load_volume
 from nir.labels import DEFAULT_STRUCTURES
-from nir.metrics import dice_per_label, hd95_per_label, mean_dice, mean_finite, sdlogj
+from nir.metrics import (
+    dice_per_label,
+    folding_percent,
+    hd95_per_label,
+    mean_dice,
+    mean_finite,
+    sdlogj,
+)
 from nir.summary import versions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +70,7 @@ def score(fixed: str, moving: str, prefix: Path) -> dict[str, float]:
         "dice_after": mean_dice(dice_per_label(warped, labels, DEFAULT_STRUCTURES)),
         "hd95_after": mean_finite(hd95_per_label(warped, labels, DEFAULT_STRUCTURES,
                                                  fixed_labels.spacing).values()),
-        "folded_pct": 100.0 * float((detj[brain] <= 0).mean()),
+        "folded_pct": folding_percent(detj, brain),
         "sdlogj": sdlogj(detj, brain),
     }
 

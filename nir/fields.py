@@ -41,17 +41,18 @@ class NeuralField(nn.Module):
         self.ode_steps = params.ode_steps
         self.precision = params.precision
         self.encoding: nn.Module
+        nodes = lattice.nodes()
         if fine and params.fine_encoding == "grid":
             self.encoding = GridFeatures(lattice.shape, params.grid_levels, params.grid_features,
                                          generator)
         else:
             sigma = params.fine_fourier_sigma if fine else params.fourier_sigma
             self.encoding = FourierFeatures(params.fourier_features, sigma, generator)
-            self.register_buffer("code", self.encoding(lattice.nodes()), persistent=False)
+            self.register_buffer("code", self.encoding(nodes), persistent=False)
         hidden = params.fine_hidden if fine else params.hidden
         self.net = Siren(self.encoding.out_features, hidden, params.layers, params.omega0,
                          params.omega0_hidden, generator=generator)
-        self.register_buffer("nodes", lattice.nodes(), persistent=False)
+        self.register_buffer("nodes", nodes, persistent=False)
         self.register_buffer("norm_from_field", torch.as_tensor(
             lattice.norm_from_field, dtype=torch.float32), persistent=False)
         self.register_buffer("_times", torch.tensor([0.0, 1.0]), persistent=False)

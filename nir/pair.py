@@ -13,6 +13,7 @@ import torch
 from nir.displacement import save_warp
 from nir.io import Volume, load_labels, load_volume, save_volume
 from nir.jacobian import jacobian_determinant_map
+from nir.metrics import folding_percent
 from nir.params import RegistrationParams
 from nir.register import register
 from nir.summary import peak_device_mb, peak_rss_mb, versions, write_json
@@ -77,7 +78,7 @@ def write_outputs(fixed_v: Volume, moving_v: Volume, labels_v: Volume | None,
         for job in jobs:
             job.result()
     brain = fixed_v.data.to(detj.device) > 0
-    return round(100.0 * float((detj[brain] <= 0).float().mean()), 5)
+    return round(folding_percent(detj, brain), 5)
 
 
 def register_files(fixed: str | Path, moving: str | Path, out_prefix: str | Path,
