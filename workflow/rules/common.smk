@@ -126,11 +126,11 @@ def evaluate_shell(products):
     """``nir evaluate`` of one pair; ``products`` says where the registration outputs sit
     (``output`` when evaluation runs inside the register job, else ``input``)."""
     return (
-        f"nir evaluate --fixed-labels {{input.fixed_labels}} --moving-labels {{input.moving_labels}}"
-        f" --warped-labels {{{products}.warped_labels}} --jacobian {{{products}.jacobian}}"
-        f" --summary {{{products}.summary}} --pair {{wildcards.moving}}_to_{{wildcards.fixed}}"
+        f"nir evaluate --fixed-labels {{input.fixed_labels:q}} --moving-labels {{input.moving_labels:q}}"
+        f" --warped-labels {{{products}.warped_labels:q}} --jacobian {{{products}.jacobian:q}}"
+        f" --summary {{{products}.summary:q}} --pair {{wildcards.moving}}_to_{{wildcards.fixed}}"
         " --fixed {wildcards.fixed} --moving {wildcards.moving} --method {wildcards.method}"
-        " --labels-set {params.labels_set} --out {output.metrics}"
+        " --labels-set {params.labels_set:q} --out {output.metrics:q}"
     )
 
 

@@ -15,5 +15,5 @@ if DEMO:
         log:
             f"{R}/logs/demo/demo.log",
         shell:
-            "nir demo --out {params.out} --n-subjects {params.n} --seed {params.seed}"
-            " {params.options} > {log} 2>&1"
+            "nir demo --out {params.out:q} --n-subjects {params.n} --seed {params.seed}"
+            " {params.options} > {log:q} 2>&1"

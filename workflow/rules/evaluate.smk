@@ -1,7 +1,7 @@
 # One job per method and pair: long-format metrics CSV (Dice/HD95 before and after, regularity).
 # Only when evaluation.in_register_job is false; otherwise the register job writes the CSV.
 
-EVALUATE_SHELL = f"{evaluate_shell('input')} > {{log}} 2>&1"
+EVALUATE_SHELL = f"{evaluate_shell('input')} > {{log:q}} 2>&1"
 
 
 rule evaluate:

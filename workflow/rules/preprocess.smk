@@ -11,7 +11,7 @@ if config["preprocessed"]:
         log:
             f"{R}/logs/copy_preprocessed/{{subject}}.log",
         shell:
-            "(cp {input.t1w} {output.image} && cp {input.labels} {output.labels}) > {log} 2>&1"
+            "(cp {input.t1w:q} {output.image:q} && cp {input.labels:q} {output.labels:q}) > {log:q} 2>&1"
 
 else:
 
@@ -37,5 +37,5 @@ else:
         log:
             f"{R}/logs/preprocess/{{subject}}.log",
         shell:
-            "nir preprocess --t1w {input.t1w} --labels {input.labels} --out {params.prefix}"
-            " {params.options} > {log} 2>&1"
+            "nir preprocess --t1w {input.t1w:q} --labels {input.labels:q} --out {params.prefix:q}"
+            " {params.options} > {log:q} 2>&1"

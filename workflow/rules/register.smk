@@ -13,25 +13,25 @@ rule method_params:
     log:
         f"{R}/logs/method_params/{{method}}.log",
     shell:
-        "printf '%s' {params.text:q} > {output} 2> {log}"
+        "printf '%s' {params.text:q} > {output:q} 2> {log:q}"
 
 
 NIR_IO = registration_io("nir")
 ANTS_IO = registration_io("ants")
-EVALUATE_AFTER = f" && {evaluate_shell('output')} >> {{log}} 2>&1" if EVALUATE_IN_REGISTER else ""
+EVALUATE_AFTER = f" && {evaluate_shell('output')} >> {{log:q}} 2>&1" if EVALUATE_IN_REGISTER else ""
 PAIR_ARGS = (  # the options of nir.commands.register.add_pair_arguments, shared by both verbs
-    "--fixed {input.fixed} --moving {input.moving}"
-    " --moving-labels {input.moving_labels} --out {params.prefix}"
+    "--fixed {input.fixed:q} --moving {input.moving:q}"
+    " --moving-labels {input.moving_labels:q} --out {params.prefix:q}"
 )
 NIR_SHELL = (
     f"nir register {PAIR_ARGS}"
-    " --config {input.params} --seed {params.seed} --device {params.device}"
-    f" --threads {{threads}} --quiet > {{log}} 2>&1{EVALUATE_AFTER}"
+    " --config {input.params:q} --seed {params.seed} --device {params.device}"
+    f" --threads {{threads}} --quiet > {{log:q}} 2>&1{EVALUATE_AFTER}"
 )
 ANTS_SHELL = (
     f"nir ants-syn {PAIR_ARGS}"
-    " --ants-python {params.python} --transform {params.transform:q}"
-    f" --seed {{params.seed}} --threads {{threads}} > {{log}} 2>&1{EVALUATE_AFTER}"
+    " --ants-python {params.python:q} --transform {params.transform:q}"
+    f" --seed {{params.seed}} --threads {{threads}} > {{log:q}} 2>&1{EVALUATE_AFTER}"
 )
 
 
@@ -69,7 +69,7 @@ rule ants_env:
     log:
         f"{R}/logs/ants_env.log",
     shell:
-        "nir ants-env --venv {params.venv} > {log} 2>&1"
+        "nir ants-env --venv {params.venv:q} > {log:q} 2>&1"
 
 
 rule register_ants:

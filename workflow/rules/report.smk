@@ -24,7 +24,7 @@ rule figures:
     log:
         f"{R}/logs/figures/figures.log",
     shell:
-        "nir figures --tables {params.tables} --out-dir {params.out_dir} > {log} 2>&1"
+        "nir figures --tables {params.tables:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule qc_panel:
@@ -45,8 +45,8 @@ rule qc_panel:
     log:
         f"{R}/logs/qc_panel/{{method}}/{PAIR}.log",
     shell:
-        "nir figures --qc {input.fixed} {input.moving} {input.warped} {input.jacobian}"
-        " {input.warp} {output} > {log} 2>&1"
+        "nir figures --qc {input.fixed:q} {input.moving:q} {input.warped:q} {input.jacobian:q}"
+        " {input.warp:q} {output:q} > {log:q} 2>&1"
 
 
 # The versions of Python, nir-cohort and every package it requires, read where the jobs run.
