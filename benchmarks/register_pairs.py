@@ -31,9 +31,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from nir.io import load_labels, load_volume
-from nir.labels import DEFAULT_STRUCTURES
-from nir.metrics import (
+from nir.evaluation.labels import DEFAULT_STRUCTURES
+from nir.evaluation.metrics import (
     dice_per_label,
     folding_percent,
     hd95_per_label,
@@ -41,6 +40,7 @@ from nir.metrics import (
     mean_finite,
     sdlogj,
 )
+from nir.spatial.io import load_labels, load_volume
 from nir.summary import versions
 
 ROOT = Path(__file__).resolve().parents[1]

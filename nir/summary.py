@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from nir.io import atomic_write
+from nir.spatial.io import atomic_write
 
 PACKAGES = ("nir-cohort", "torch", "torchdiffeq", "nibabel", "numpy", "scipy")
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from nir.cli import main
-from nir.io import save_volume
-from nir.params import load_params
+from nir.engine.params import load_params
+from nir.spatial.io import save_volume
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from nir.cohort import (
+from nir.errors import NirInputError
+from nir.study.cohort import (
     PAIR_MEMBER_REGEX,
     PAIR_SEPARATOR,
     Pair,
@@ -19,7 +20,6 @@ from nir.cohort import (
     make_pairs,
     read_sheet,
 )
-from nir.errors import NirInputError
 
 FS_COHORT = Path(__file__).resolve().parents[2] / "shared/data/fs-cohort"
 ALIGNED_T1W = "derivatives/aligned160/{subject}/anat/{subject}_space-MNI305_desc-brain_T1w.nii.gz"

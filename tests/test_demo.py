@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from nir.cli import main
-from nir.cohort import check_files, read_sheet
-from nir.demo import (
+from nir.study.cohort import check_files, read_sheet
+from nir.study.demo import (
     DemoSettings,
     integrate_velocity,
     load_template,

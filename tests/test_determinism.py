@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from nir.params import load_params
-from nir.register import register
+from nir.engine.params import load_params
+from nir.engine.register import register
 from tests.test_recovery import _pair
 
 

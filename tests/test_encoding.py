@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nir.encoding import FourierFeatures, GridFeatures
+from nir.engine.encoding import FourierFeatures, GridFeatures
+from nir.engine.fields import NeuralField
+from nir.engine.lattice import Lattice
+from nir.engine.params import load_params
 from nir.errors import NirInputError
-from nir.fields import NeuralField
-from nir.lattice import Lattice
-from nir.params import load_params
 
 SHAPE = (9, 7, 10)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from nir.fields import NeuralField
-from nir.geometry import sample
-from nir.lattice import Lattice, interpolate_grid
-from nir.params import load_params
+from nir.engine.fields import NeuralField
+from nir.engine.lattice import Lattice, interpolate_grid
+from nir.engine.params import load_params
+from nir.spatial.geometry import sample
 
 LATTICE = Lattice((-1.0, -0.9, -1.1), 0.125, (17, 16, 18))
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from nir.errors import NirInputError
-from nir.io import load_labels, load_volume
+from nir.spatial.io import load_labels, load_volume
 
 
 def _write(path, data, slope=None, inter=0.0):

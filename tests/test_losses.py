@@ -6,8 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nir.jacobian import jacobian_determinant_map
-from nir.losses import (
+from nir.engine.losses import (
     box_sum,
     box_sum_adjoint,
     det3,
@@ -16,6 +15,7 @@ from nir.losses import (
     jacobian_columns,
     local_ncc,
 )
+from nir.spatial.jacobian import jacobian_determinant_map
 
 
 def test_running_box_sum_equals_cube_sum() -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from nir.engine.params import PRESETS, RegistrationParams, load_params
 from nir.errors import NirInputError
-from nir.methods import DEFAULT_TRANSFORM, parse_methods
-from nir.params import PRESETS, RegistrationParams, load_params
+from nir.study.methods import DEFAULT_TRANSFORM, parse_methods
 
 
 def test_engines_defaults_and_resources() -> None:

@@ -10,13 +10,13 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 
-from nir.io import Volume, load_labels, load_volume, save_volume
-from nir.labels import DEFAULT_STRUCTURES
-from nir.metrics import dice_per_label, folding_percent, mean_dice, sdlogj
-from nir.pair import register_files
-from nir.params import load_params
-from nir.register import register
-from nir.warp import moving_coordinates, warp_labels
+from nir.engine.pair import register_files
+from nir.engine.params import load_params
+from nir.engine.register import register
+from nir.evaluation.labels import DEFAULT_STRUCTURES
+from nir.evaluation.metrics import dice_per_label, folding_percent, mean_dice, sdlogj
+from nir.spatial.io import Volume, load_labels, load_volume, save_volume
+from nir.spatial.warp import moving_coordinates, warp_labels
 
 
 def _path(cohort: Path, subject: str, desc: str) -> Path:

@@ -7,10 +7,10 @@ import pytest
 import torch
 from scipy.ndimage import map_coordinates
 
-from nir.io import Volume
-from nir.jacobian import jacobian_determinant_map
-from nir.params import load_params
-from nir.register import register
+from nir.engine.params import load_params
+from nir.engine.register import register
+from nir.spatial.io import Volume
+from nir.spatial.jacobian import jacobian_determinant_map
 from tests.phantom import phantom, smooth_displacement, voxel_grid
 
 SIZE = 40

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from nir import cli
-from nir.qc_panel import qc_panel, read_itk_displacement
-from nir.tables import (
+from nir.evaluation.qc_panel import qc_panel, read_itk_displacement
+from nir.evaluation.tables import (
     COLUMNS,
     comparison_frame,
     dsc30,

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from nir import geometry, label_interpolation
-from nir.geometry import apply_matrix, voxel_indices, voxel_to_norm
-from nir.jacobian import jacobian_determinant_map
-from nir.label_interpolation import sample_labels
-from nir.losses import det3
-from nir.warp import moving_coordinates
+from nir.engine.losses import det3
+from nir.spatial import geometry, label_interpolation
+from nir.spatial.geometry import apply_matrix, voxel_indices, voxel_to_norm
+from nir.spatial.jacobian import jacobian_determinant_map
+from nir.spatial.label_interpolation import sample_labels
+from nir.spatial.warp import moving_coordinates
 
 PERMUTED = np.array([[-1.0, 0, 0, 80], [0, 0, 1, -127], [0, -1, 0, 97], [0, 0, 0, 1]])  # cohort's
 

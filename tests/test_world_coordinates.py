@@ -7,7 +7,7 @@ import numpy as np
 import yaml
 
 from nir.cli import main
-from nir.displacement import load_warp
+from nir.spatial.displacement import load_warp
 
 SIZE = 36
 SHIFT_MM = np.array([3.0, -2.0, 2.5])

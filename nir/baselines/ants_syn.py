@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nir.displacement import load_warp
+from nir.engine.pair import load_pair, output_paths, write_outputs
 from nir.errors import NirInputError, NirRunError
-from nir.io import same_grid
-from nir.methods import DEFAULT_TRANSFORM, check_transform
-from nir.pair import load_pair, output_paths, write_outputs
+from nir.spatial.displacement import load_warp
+from nir.spatial.io import same_grid
+from nir.study.methods import DEFAULT_TRANSFORM, check_transform
 from nir.summary import versions, write_json
 
 ANTSPYX_REQUIREMENT = "antspyx==0.6.3"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from nir.baselines.ants_syn import register_ants
 from nir.commands.register import add_pair_arguments
-from nir.methods import DEFAULT_TRANSFORM, TRANSFORMS
+from nir.study.methods import DEFAULT_TRANSFORM, TRANSFORMS
 
 HELP = ("Register a moving image onto a fixed image with ANTs SyN (antspyx, run in its own "
         "environment from `nir ants-env`). Writes the same PREFIX_* files as `nir register`.")

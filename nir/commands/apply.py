@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nir.displacement import load_warp
 from nir.errors import NirInputError
-from nir.io import load_labels, load_volume, same_grid, save_volume
-from nir.warp import moving_coordinates, warp_image, warp_labels
+from nir.spatial.displacement import load_warp
+from nir.spatial.io import load_labels, load_volume, same_grid, save_volume
+from nir.spatial.warp import moving_coordinates, warp_image, warp_labels
 
 HELP = ("Apply a PREFIX_warp.nii.gz (ITK/ANTs displacement field) to any image or label map, "
         "resampling it onto the reference grid (like antsApplyTransforms).")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
-from nir.demo import DemoSettings, write_demo
 from nir.errors import NirInputError
+from nir.study.demo import DemoSettings, write_demo
 
 HELP = ("Write a synthetic cohort made from the bundled MNI152 template: "
         "OUT/sub-XX/anat/sub-XX_T1w.nii.gz, sub-XX_dseg.nii.gz and OUT/cohort.tsv.")

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nir import metrics
 from nir.errors import NirInputError
-from nir.io import Volume, load_labels, load_volume, write_csv
-from nir.labels import label_name, parse_label_set
+from nir.evaluation import metrics
+from nir.evaluation.labels import label_name, parse_label_set
+from nir.spatial.io import Volume, load_labels, load_volume, write_csv
 
 HELP = ("Score one registered pair: per-structure Dice and HD95 before (moving vs fixed labels, "
         "affine only) and after (warped vs fixed labels), plus folding percentage, SDlogJ, "

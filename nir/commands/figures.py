@@ -32,11 +32,11 @@ def run(args: argparse.Namespace) -> None:
     if args.tables is not None:
         if args.out_dir is None:
             raise NirInputError("--out-dir", "required with --tables")
-        from nir.figures import write_figures
+        from nir.evaluation.figures import write_figures
 
         write_figures(args.tables, args.out_dir)
     if args.qc:
-        from nir.qc_panel import qc_panel
+        from nir.evaluation.qc_panel import qc_panel
 
         for fixed, moving, warped, jacobian, warp, out_png in args.qc:
             qc_panel(fixed, moving, warped, None if jacobian == "-" else jacobian, warp, out_png)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nir.displacement import load_warp
-from nir.io import save_volume
-from nir.jacobian import jacobian_determinant_map
+from nir.spatial.displacement import load_warp
+from nir.spatial.io import save_volume
+from nir.spatial.jacobian import jacobian_determinant_map
 
 HELP = "Write the Jacobian determinant of a PREFIX_warp.nii.gz (1 = volume kept, <= 0 folded)."
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 
 from nir.device import resolve_device
+from nir.engine.pair import register_files
+from nir.engine.params import MODES, PRESETS, SAMPLERS, load_params
 from nir.errors import NirInputError
-from nir.pair import register_files
-from nir.params import MODES, PRESETS, SAMPLERS, load_params
 
 HELP = ("Register a moving image onto a fixed image with a neural field. Writes "
         "PREFIX_warped.nii.gz, PREFIX_warped_labels.nii.gz (with --moving-labels), "
@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write PREFIX_inverse_warp.nii.gz, integrating -v "
                              "(velocity mode; images on one grid)")
     parser.add_argument("--config", type=Path, metavar="params.yaml",
-                        help="YAML of parameters (see nir.params.RegistrationParams); "
+                        help="YAML of parameters (see nir.engine.params.RegistrationParams); "
                              "flags win over it")
     add_runtime_arguments(parser)
 

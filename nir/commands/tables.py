@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nir.tables import write_tables
+from nir.evaluation.tables import write_tables
 
 HELP = ("Combine per-pair evaluation CSVs into pairs.csv, summary.{csv,md,tex} (mean ± sd per "
         "method and stage, DSC30), per_structure.csv (left/right-merged Dice) and stats.csv "

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
 
-from nir.geometry import apply_matrix, sample, voxel_to_norm
+from nir.spatial.geometry import apply_matrix, sample, voxel_to_norm
 
 DEFAULT_LEVELS_MM = (4.0, 2.0)
 DEFAULT_ITERATIONS = (120, 60)

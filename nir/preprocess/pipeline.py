@@ -10,7 +10,6 @@ import numpy as np
 import torch
 
 from nir.errors import NirInputError
-from nir.io import load_labels, load_volume, save_volume
 from nir.preprocess.affine import DEFAULT_ITERATIONS, DEFAULT_LEVELS_MM, register_affine
 from nir.preprocess.bias import correct_bias
 from nir.preprocess.brain_extraction import brain_mask
@@ -20,6 +19,7 @@ from nir.preprocess.reorient import from_canonical, to_canonical
 from nir.preprocess.resample import resample_image, resample_labels
 from nir.preprocess.template import DEFAULT_GRID_SHAPE, common_grid, load_template
 from nir.preprocess.transform_files import write_affine_text, write_itk_affine
+from nir.spatial.io import load_labels, load_volume, save_volume
 from nir.summary import versions, write_json
 
 PACKAGES = ("nir-cohort", "torch", "numpy", "nibabel", "scipy", "nilearn", "deepbet")

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from nir.io import atomic_write
+from nir.spatial.io import atomic_write
 
 
 def _planes(volume: np.ndarray, centre: np.ndarray) -> list[np.ndarray]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nir.geometry import apply_matrix, identity_grid, norm_to_world, sample, voxel_to_norm
-from nir.label_interpolation import sample_labels
+from nir.spatial.geometry import apply_matrix, identity_grid, norm_to_world, sample, voxel_to_norm
+from nir.spatial.label_interpolation import sample_labels
 
 
 def _native_norm_points(grid_shape: tuple[int, int, int], grid_affine: np.ndarray,

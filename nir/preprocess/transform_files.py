@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nir.io import atomic_write
+from nir.spatial.io import atomic_write
 
 AFFINE_HEADER = """\
 # nir preprocess affine (4x4, world mm, RAS+ / NIfTI scanner coordinates)

@@ -1,18 +1,18 @@
-# Cohort, pairs and output paths, computed once from the validated config by nir.cohort.
+# Cohort, pairs and output paths, computed once from the validated config by nir.study.cohort.
 import os
 import sys
 
 import pandas as pd
 from snakemake.utils import validate
 
-from nir.cohort import (
+from nir.study.cohort import (
     ID_REGEX,
     PAIR_MEMBER_REGEX,
     check_suffix,
     cohort_from_config,
     make_pairs,
 )
-from nir.methods import parse_methods
+from nir.study.methods import parse_methods
 
 # Shell jobs call `nir`: use the one installed beside this Snakemake (e.g. .venv/bin).
 os.environ.update(PATH=os.pathsep.join([os.path.dirname(sys.executable), os.getenv("PATH", "")]))

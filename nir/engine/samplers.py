@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from nir.geometry import sample, voxel_indices, voxel_to_norm
+from nir.spatial.geometry import sample, voxel_indices, voxel_to_norm
 
 
 @dataclass

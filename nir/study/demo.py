@@ -19,8 +19,8 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from nir.cohort import Subject, demo_ids, demo_subject
-from nir.io import atomic_write, save_volume
+from nir.spatial.io import atomic_write, save_volume
+from nir.study.cohort import Subject, demo_ids, demo_subject
 
 TEMPLATE_STEM = "mni_icbm152_{}_tal_nlin_sym_09a_converted.nii.gz"
 MARGIN_MM = 12.0

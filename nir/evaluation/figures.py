@@ -9,8 +9,14 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from nir.errors import NirInputError
-from nir.io import atomic_write
-from nir.tables import comparison_frame, method_order, pair_metrics, read_pairs, structure_dice
+from nir.evaluation.tables import (
+    comparison_frame,
+    method_order,
+    pair_metrics,
+    read_pairs,
+    structure_dice,
+)
+from nir.spatial.io import atomic_write
 
 FORMATS = ("png", "svg")
 DPI = 150

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from nir.errors import NirInputError
-from nir.io import save_volume
+from nir.spatial.io import save_volume
 
 RAS_TO_LPS = torch.tensor([-1.0, -1.0, 1.0])
 

@@ -1,9 +1,10 @@
 """Neural deformation fields evaluated on a lattice: displacement or stationary velocity.
 
-Every field maps points ``x`` (..., 3) in the field frame (:mod:`nir.frame`) of the fixed image
-to their deformed positions ``phi(x)``, also in the field frame.  The network is evaluated on
-the nodes of a :class:`~nir.lattice.Lattice` and ``phi`` is read between them trilinearly, in
-training and at inference alike, so the field that is fitted is exactly the one written out.
+Every field maps points ``x`` (..., 3) in the field frame (:mod:`nir.spatial.frame`) of the
+fixed image to their deformed positions ``phi(x)``, also in the field frame. The network is
+evaluated on the nodes of a :class:`~nir.engine.lattice.Lattice` and ``phi`` is read between
+them trilinearly, in training and at inference alike, so the field that is fitted is exactly the
+one written out.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import torch
 from torch import nn
 from torchdiffeq import odeint
 
-from nir.encoding import FourierFeatures, GridFeatures
-from nir.geometry import sample
-from nir.lattice import Lattice, Region, interpolate_grid
-from nir.params import RegistrationParams
-from nir.siren import Siren
+from nir.engine.encoding import FourierFeatures, GridFeatures
+from nir.engine.lattice import Lattice, Region, interpolate_grid
+from nir.engine.params import RegistrationParams
+from nir.engine.siren import Siren
+from nir.spatial.geometry import sample
 
 
 class NeuralField(nn.Module):

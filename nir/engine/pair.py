@@ -10,14 +10,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from nir.displacement import save_warp
-from nir.io import Volume, load_labels, load_volume, save_volume
-from nir.jacobian import jacobian_determinant_map
-from nir.metrics import folding_percent
-from nir.params import RegistrationParams
-from nir.register import register
+from nir.engine.params import RegistrationParams
+from nir.engine.register import register
+from nir.evaluation.metrics import folding_percent
+from nir.spatial.displacement import save_warp
+from nir.spatial.io import Volume, load_labels, load_volume, save_volume
+from nir.spatial.jacobian import jacobian_determinant_map
+from nir.spatial.warp import moving_coordinates, warp_image, warp_labels
 from nir.summary import peak_device_mb, peak_rss_mb, versions, write_json
-from nir.warp import moving_coordinates, warp_image, warp_labels
 
 LOSS_CURVE_POINTS = 200
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from nir.jacobian import jacobian_determinant_map
+from nir.spatial.jacobian import jacobian_determinant_map
 
 LOGJ_CLIP = 1e-9
 HD_PERCENTILE = 95.0
@@ -239,7 +239,7 @@ def jacobian_determinant(disp_vox: np.ndarray | torch.Tensor) -> np.ndarray:
     """det J of x -> x + u(x) for a displacement ``u`` of shape (I, J, K, 3) in voxel units.
 
     Component ``u[..., c]`` is the displacement along voxel axis c; central differences,
-    one-sided at the border (:func:`nir.jacobian.jacobian_determinant_map` on a unit grid).
+    one-sided at the border (:func:`nir.spatial.jacobian.jacobian_determinant_map` on a unit grid).
     """
     u = torch.as_tensor(_numpy(disp_vox), dtype=torch.float64)
     if u.ndim != 4 or u.shape[-1] != 3:

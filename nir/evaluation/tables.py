@@ -17,8 +17,8 @@ import pandas as pd
 from scipy import stats
 
 from nir.errors import NirInputError
-from nir.io import write_csv, write_text
-from nir.labels import merged_name
+from nir.evaluation.labels import merged_name
+from nir.spatial.io import write_csv, write_text
 
 COLUMNS = ("pair", "fixed", "moving", "method", "stage", "structure", "label", "metric", "value",
            "device")

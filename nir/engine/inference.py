@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from nir.fields import NeuralField
-from nir.frame import FieldFrame
+from nir.engine.fields import NeuralField
+from nir.spatial.frame import FieldFrame
 
 
 def voxel_axes(frame: FieldFrame, device: torch.device | str = "cpu") -> list[torch.Tensor]:

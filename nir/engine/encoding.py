@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nir.lattice import Region
+from nir.engine.lattice import Region
 
 
 class FourierFeatures(nn.Module):

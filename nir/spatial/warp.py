@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nir.geometry import combine, sample, slabs, voxel_to_norm
-from nir.label_interpolation import sample_labels
+from nir.spatial.geometry import combine, sample, slabs, voxel_to_norm
+from nir.spatial.label_interpolation import sample_labels
 
 
 def moving_coordinates(displacement_ras: torch.Tensor, grid_affine: np.ndarray,
@@ -14,10 +14,10 @@ def moving_coordinates(displacement_ras: torch.Tensor, grid_affine: np.ndarray,
                        moving_affine: np.ndarray) -> torch.Tensor:
     """Normalised moving-grid coords of x + d(x) for every voxel x of the displacement grid.
 
-    Slab by slab (:func:`nir.geometry.slabs`): the world point A x + t of voxel (i, j, k) is
+    Slab by slab (:func:`nir.spatial.geometry.slabs`): the world point A x + t of voxel (i, j, k) is
     built per coordinate from per-axis vectors, ``((A_c0 i + A_c1 j) + A_c2 k) + t_c`` (the
     matrix product's order), plus d(x), then mapped to the moving grid one coordinate at a time
-    (:func:`nir.geometry.combine`); no voxel-index grid or 3x3 product per voxel.
+    (:func:`nir.spatial.geometry.combine`); no voxel-index grid or 3x3 product per voxel.
     Returns (I, J, K, 3).
     """
     d = displacement_ras.float()
@@ -43,7 +43,8 @@ def warp_labels(labels: torch.Tensor, coords: torch.Tensor, method: str = "oneho
     """Resample an integer label map at normalised ``coords`` without eroding thin structures.
 
     ``onehot``: the label with the largest summed trilinear weight among the 8 neighbours
-    (:mod:`nir.label_interpolation`, like ANTs' GenericLabel).  ``nearest``: nearest neighbour.
+    (:mod:`nir.spatial.label_interpolation`, like ANTs' GenericLabel).
+    ``nearest``: nearest neighbour.
     """
     if method == "nearest":
         return sample(labels.float()[None], coords, mode="nearest")[0].round().to(labels.dtype)

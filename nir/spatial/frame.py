@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from nir.geometry import fixed_to_moving_norm, voxel_to_norm
+from nir.spatial.geometry import fixed_to_moving_norm, voxel_to_norm
 
 
 @dataclass(frozen=True)

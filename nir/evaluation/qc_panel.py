@@ -15,10 +15,10 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 
-from nir.displacement import load_warp
 from nir.errors import NirInputError
-from nir.io import atomic_write, load_volume
-from nir.metrics import jacobian_determinant
+from nir.evaluation.metrics import jacobian_determinant
+from nir.spatial.displacement import load_warp
+from nir.spatial.io import atomic_write, load_volume
 
 GRID_LINES = 32
 CHECKER_TILES = 8
@@ -28,8 +28,8 @@ QC_DPI = 100
 def read_itk_displacement(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """(displacement in voxel units of shape (I, J, K, 3), 4x4 affine) of an ITK/ANTs warp.
 
-    Read with :func:`nir.displacement.load_warp` (LPS mm -> RAS mm), then mapped to voxel axes
-    with inv(affine[:3, :3]).
+    Read with :func:`nir.spatial.displacement.load_warp` (LPS mm -> RAS mm), then mapped to voxel
+    axes with inv(affine[:3, :3]).
     """
     ras, affine, _ = load_warp(path)
     return ras.numpy().astype(np.float64) @ np.linalg.inv(affine[:3, :3]).T, affine

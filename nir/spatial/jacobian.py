@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nir.geometry import combine, slabs
+from nir.spatial.geometry import combine, slabs
 
 
 def _derivative(f: torch.Tensor, axis: int, start: int, stop: int) -> torch.Tensor:
@@ -26,7 +26,7 @@ def _derivative(f: torch.Tensor, axis: int, start: int, stop: int) -> torch.Tens
 
 
 def _det3(m: list[list[torch.Tensor]]) -> torch.Tensor:
-    """Determinant from the entries m[row][column], expanded like :func:`nir.losses.det3`."""
+    """Determinant from the entries m[row][column], expanded like :func:`nir.engine.losses.det3`."""
     (a, b, c), (d, e, f), (g, h, i) = m
     return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
 
@@ -36,7 +36,7 @@ def jacobian_determinant_map(displacement_ras: torch.Tensor, affine: np.ndarray)
 
     Derivatives are central differences (one-sided at the borders) along the voxel axes,
     converted to world derivatives with the inverse of the affine's 3x3 part.  Computed slab by
-    slab (:func:`nir.geometry.slabs`), each of the nine entries as its own tensor: no
+    slab (:func:`nir.spatial.geometry.slabs`), each of the nine entries as its own tensor: no
     (..., 3, 3) stack, and only slab-sized temporaries.
     """
     d = displacement_ras if displacement_ras.is_floating_point() else displacement_ras.float()

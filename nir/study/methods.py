@@ -1,7 +1,7 @@
 """Named registration methods of a workflow config: NIR parameter sets or the ANTs baseline.
 
 A method is ``name: {engine: nir|ants, resources: {...}, ...options}``.  ``engine`` defaults to
-``nir``, whose options are :class:`nir.params.RegistrationParams` fields; ``ants`` takes one
+``nir``, whose options are :class:`nir.engine.params.RegistrationParams` fields; ``ants`` takes one
 option, ``transform`` (an antspyx preset).  ``resources`` (threads, mem_mb, runtime, gpu)
 overrides the workflow's per-job resources for that method, e.g. a longer runtime for SyN.
 The name ``affine`` is reserved for the affine-only baseline that every table includes.
@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from nir.cohort import check_id
+from nir.engine.params import RegistrationParams, load_params
 from nir.errors import NirInputError
-from nir.params import RegistrationParams, load_params
+from nir.study.cohort import check_id
 
 ENGINES = ("nir", "ants")
 RESOURCE_KEYS = ("threads", "mem_mb", "runtime", "gpu")

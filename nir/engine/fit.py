@@ -10,10 +10,9 @@ from dataclasses import dataclass, field
 import torch
 from tqdm import tqdm
 
-from nir.fields import NeuralField
-from nir.geometry import KJI_ROWS, sample, sample_kji
-from nir.lattice import Region
-from nir.losses import (
+from nir.engine.fields import NeuralField
+from nir.engine.lattice import Region
+from nir.engine.losses import (
     det3,
     diffusion_energy,
     fixed_window_sums,
@@ -23,8 +22,9 @@ from nir.losses import (
     local_ncc,
     ncc_width,
 )
-from nir.params import RegistrationParams
-from nir.samplers import Batch
+from nir.engine.params import RegistrationParams
+from nir.engine.samplers import Batch
+from nir.spatial.geometry import KJI_ROWS, sample, sample_kji
 
 REGION_MARGIN_NODES = 2  # lattice nodes around a grid batch over which its field is evaluated
 

@@ -40,7 +40,7 @@ class RegistrationParams:
     sub-04 -> sub-03); benchmarks/register_pairs.py reports them on held-out pairs too.
 
     "Field units": one unit is half the largest extent of the fixed image, in mm (so about
-    112 mm for a 160x192x224 mm box); see :mod:`nir.frame`.
+    112 mm for a 160x192x224 mm box); see :mod:`nir.spatial.frame`.
     """
 
     # --- field ---------------------------------------------------------------------------

@@ -14,17 +14,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from nir.engine.fields import NeuralField
+from nir.engine.fit import FitContext, FitLog, fit
+from nir.engine.inference import dense_deformation, field_to_world_displacement
+from nir.engine.lattice import Lattice
+from nir.engine.params import RegistrationParams
+from nir.engine.samplers import DownsizeSampler, MinipatchSampler, RandomSampler
 from nir.errors import NirInputError
-from nir.fields import NeuralField
-from nir.fit import FitContext, FitLog, fit
-from nir.frame import FieldFrame
-from nir.geometry import sample
-from nir.inference import dense_deformation, field_to_world_displacement
-from nir.io import Volume, same_grid
-from nir.lattice import Lattice
-from nir.params import RegistrationParams
-from nir.samplers import DownsizeSampler, MinipatchSampler, RandomSampler
-from nir.smoothing import gaussian_blur
+from nir.spatial.frame import FieldFrame
+from nir.spatial.geometry import sample
+from nir.spatial.io import Volume, same_grid
+from nir.spatial.smoothing import gaussian_blur
 
 FOREGROUND_FRACTION = 0.05
 

@@ -1,0 +1,1 @@
+"""The NIR engine: parameters, encodings, fields, samplers, losses, fitting and inference."""

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, label sets, cohort tables, figures and QC panels."""

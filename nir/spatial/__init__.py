@@ -1,0 +1,1 @@
+"""Spatial I/O and geometry: NIfTI files, frames, displacement fields, warping, Jacobians."""

@@ -1,0 +1,1 @@
+"""Cohort support: subject discovery, workflow methods and the synthetic demo cohort."""
