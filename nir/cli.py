@@ -13,7 +13,7 @@ DESCRIPTION = ("Neural-field image registration (NIR) of brain MRI: register pai
                "score warps, preprocess scans, and build cohort tables and figures. "
                "`nir COMMAND --help` describes each command.")
 COMMANDS = ("register", "apply", "jacobian", "preprocess", "demo", "evaluate", "tables",
-            "figures", "ants-syn", "ants-env")
+            "figures", "paper", "ants-syn", "ants-env", "template")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

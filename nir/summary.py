@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from nir.errors import NirInputError
 from nir.spatial.io import atomic_write
 
 PACKAGES = ("nir-cohort", "torch", "torchdiffeq", "nibabel", "numpy", "scipy")
@@ -46,3 +47,16 @@ def write_json(data: dict[str, Any], path: str | Path) -> Path:
     with atomic_write(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
     return Path(path)
+
+
+def read_json_object(path: str | Path) -> dict[str, Any]:
+    """A JSON object from ``path``; NirInputError naming the file if missing or not one."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise NirInputError(path, "file does not exist") from exc
+    except (OSError, ValueError) as exc:
+        raise NirInputError(path, f"unreadable as JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise NirInputError(path, "expected a JSON object")
+    return data

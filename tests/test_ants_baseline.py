@@ -82,7 +82,7 @@ def test_ants_syn_writes_register_outputs_and_raises_dice(ants_run, pair_3mm) ->
     assert summary["method"] == "ants" and summary["transform"] == QUICK
     assert summary["seconds"] > summary["seconds_by_stage"]["registration"] > 0
     assert summary["versions"]["antspyx"]
-    assert 0.0 <= summary["folding_percent_foreground"] < 1.0
+    assert 0.0 <= summary["folding_percent"] < 1.0
     warp = nib.load(f"{ants_run}_warp.nii.gz")
     assert warp.shape == (*nib.load(pair_3mm["fixed"]).shape, 1, 3)
     assert np.allclose(warp.affine, nib.load(pair_3mm["fixed"]).affine)

@@ -13,6 +13,8 @@ from nir.study.cohort import (
     PAIR_SEPARATOR,
     Pair,
     check_files,
+    check_id,
+    check_no_brainmask,
     check_suffix,
     cohort_from_config,
     demo_ids,
@@ -58,6 +60,20 @@ def test_unsafe_id_in_sheet_is_refused_naming_id_and_sheet(tmp_path: Path, bad: 
     assert str(sheet) in message
     assert repr(bad) in message
     assert "unsafe subject ID" in message
+
+
+@pytest.mark.parametrize("bad", ["sub-01\n", "sub-01\r", "\nsub-01", "sub-01\n\n"])
+def test_id_with_a_line_break_is_refused(bad: str) -> None:
+    assert check_id("sub-01", "sheet") == "sub-01"
+    with pytest.raises(NirInputError, match="unsafe subject ID"):
+        check_id(bad, "sheet")
+
+
+def test_bids_folder_with_a_trailing_newline_is_refused(tmp_path: Path) -> None:
+    _touch(tmp_path / "sub-01" / "anat" / "sub-01_T1w.nii.gz")
+    _touch(tmp_path / "sub-02\n" / "anat" / "sub-02\n_T1w.nii.gz")
+    with pytest.raises(NirInputError, match=r"unsafe subject ID 'sub-02\\n'"):
+        discover_bids(tmp_path)
 
 
 def test_sheet_needs_subject_and_t1w_columns(tmp_path: Path) -> None:
@@ -204,3 +220,16 @@ def test_check_suffix_names_the_file(tmp_path: Path) -> None:
     subjects = read_sheet(_sheet(tmp_path, ["s01\tt1.mgz\tl.nii.gz"]))
     with pytest.raises(NirInputError, match=r"t1\.mgz: input of subject 's01' must be a \.nii\.gz"):
         check_suffix(subjects, ".nii.gz", "sheet")
+
+
+def test_brainmask_of_preprocessed_inputs_is_refused(tmp_path: Path) -> None:
+    for name in ("t1.nii.gz", "l.nii.gz", "mask.nii.gz"):
+        _touch(tmp_path / name)
+    plain = read_sheet(_sheet(tmp_path, ["s01\tt1.nii.gz\tl.nii.gz"]))
+    check_no_brainmask(plain, "sheet")
+    masked = read_sheet(_sheet(tmp_path, ["s01\tt1.nii.gz\tl.nii.gz\tmask.nii.gz"],
+                               header="subject\tt1w\tlabels\tbrainmask"))
+    assert masked[0].brainmask == tmp_path / "mask.nii.gz"
+    with pytest.raises(NirInputError, match=r"mask\.nii\.gz: brain mask of subject 's01' .*"
+                                            r"preprocessed: true"):
+        check_no_brainmask(masked, "sheet")

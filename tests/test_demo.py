@@ -12,8 +12,8 @@ from nir.cli import main
 from nir.study.cohort import check_files, read_sheet
 from nir.study.demo import (
     DemoSettings,
+    demo_template,
     integrate_velocity,
-    load_template,
     make_subject,
     random_velocity,
 )
@@ -24,7 +24,7 @@ CLEAN = DemoSettings(spacing_mm=SPACING, bias=0.0, noise=0.0)
 
 @pytest.fixture(scope="module")
 def template():
-    return load_template(SPACING)
+    return demo_template(SPACING)
 
 
 def _centroid_world(labels: np.ndarray, affine: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from nir.engine.params import load_params
@@ -9,10 +10,12 @@ from nir.engine.register import register
 from tests.test_recovery import _pair
 
 
-def test_same_seed_same_result() -> None:
+# the fine phase draws random sub-boxes of the downsize grid, or random mini-patches
+@pytest.mark.parametrize("fine", [{}, {"fine_sampler": "minipatch", "patches": 2,
+                                       "patch_size": 12}], ids=["downsize", "minipatch"])
+def test_same_seed_same_result(fine) -> None:
     fixed, moving, _, _ = _pair()
-    params = load_params(coarse_iterations=15, iterations=15, downsize_spacing_mm=3.0, patches=2,
-                         patch_size=12)
+    params = load_params(coarse_iterations=15, iterations=15, downsize_spacing_mm=3.0, **fine)
     a = register(fixed, moving, params, seed=3, progress=False).displacement
     b = register(fixed, moving, params, seed=3, progress=False).displacement
     c = register(fixed, moving, params, seed=4, progress=False).displacement

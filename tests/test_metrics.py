@@ -13,9 +13,9 @@ import torch
 from scipy.spatial.distance import cdist
 
 from nir import cli
-from nir.commands.evaluate import COLUMNS
 from nir.errors import NirInputError
 from nir.evaluation import metrics
+from nir.evaluation.columns import COLUMNS
 from nir.evaluation.labels import DEFAULT_STRUCTURES, MERGE_MAP, label_name, parse_label_set
 
 SPACING = (1.0, 1.0, 2.5)

@@ -35,7 +35,7 @@ def test_known_deformation_is_recovered(mode: str) -> None:
     # fourier_sigma is in cycles per field unit (half the image extent): the phantom is 60 mm
     # across, so sigma 1 here is already a finer band, in mm, than the default 2 on a brain
     params = load_params(mode=mode, coarse_iterations=150, iterations=50, downsize_spacing_mm=3.0,
-                         patches=4, patch_size=16, ode_steps=2, fourier_sigma=1.0)
+                         ode_steps=2, fourier_sigma=1.0)
     result = register(fixed, moving, params, seed=0, progress=False)
     est = result.displacement.numpy()  # RAS mm; axes align with voxels here
     error_vox = np.linalg.norm(est - u_mm, axis=-1)[inside] / 1.5
@@ -59,7 +59,7 @@ def test_bfloat16_network_recovers_the_deformation_as_well() -> None:
 def test_velocity_inverse_undoes_the_forward_map() -> None:
     fixed, moving, _, inside = _pair()
     params = load_params(mode="velocity", coarse_iterations=60, iterations=20,
-                         downsize_spacing_mm=3.0, patches=2, patch_size=12)
+                         downsize_spacing_mm=3.0)
     result = register(fixed, moving, params, seed=0, progress=False, inverse=True)
     forward = result.displacement.numpy() / 1.5  # voxels (axis-aligned 1.5 mm grid)
     backward = result.inverse_displacement.numpy() / 1.5

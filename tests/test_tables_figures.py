@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from nir import cli
+from nir.errors import NirInputError
 from nir.evaluation.qc_panel import qc_panel, read_itk_displacement
 from nir.evaluation.tables import (
     COLUMNS,
@@ -22,6 +23,7 @@ from nir.evaluation.tables import (
     stats_table,
     summary_table,
     write_csv,
+    write_tables,
 )
 
 STRUCTURES = {17: "Left-Hippocampus", 53: "Right-Hippocampus", 16: "Brain-Stem"}
@@ -141,6 +143,26 @@ def test_tables_cli_writes_every_table(cohort, tmp_path, monkeypatch):
     assert len(pd.read_csv(out / "stats.csv")) == 3
 
 
+def test_read_pairs_parses_the_joined_files_as_each_file_alone(cohort, tmp_path):
+    """The one-parse path (every file in nir evaluate's layout) gives the rows, types and
+    order of parsing each file; pairs.csv is their concatenation; a faulty file is named."""
+    one_by_one = pd.concat([pd.read_csv(p, keep_default_na=False, na_values=[""])
+                            for p in cohort], ignore_index=True)
+    joined = read_pairs(cohort)
+    pd.testing.assert_frame_equal(joined, one_by_one, check_dtype=False)
+    assert joined["label"].dtype.kind == "i" and joined["value"].dtype.kind == "f"
+    reordered = tmp_path / "reordered.csv"  # other column order: parsed on its own
+    pd.read_csv(cohort[0])[list(reversed(COLUMNS))].to_csv(reordered, index=False)
+    pd.testing.assert_frame_equal(read_pairs([reordered, *cohort[1:]]), joined)
+    out = write_tables(cohort, tmp_path / "tables")["pairs.csv"]
+    assert out.read_text() == ",".join(COLUMNS) + "\n" + "".join(
+        p.read_text().split("\n", 1)[1] for p in cohort)
+    faulty = cohort[7]
+    faulty.write_text(faulty.read_text() + "x,y,z,nir,after,all,-1,dice,0.5,cpu,extra\n")
+    with pytest.raises(NirInputError, match=str(faulty)):
+        read_pairs(cohort)
+
+
 def test_tables_cli_rejects_a_csv_without_the_columns(tmp_path, monkeypatch, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("pair,value\nx,1\n")
@@ -155,7 +177,7 @@ def _assert_real_png(path, min_bytes=5_000):
     assert pixels[..., :3].std() > 0.02  # not a uniform image
 
 
-def test_figures_cli_writes_png_and_svg(cohort, tmp_path, monkeypatch):
+def test_figures_cli_writes_png_svg_and_pdf(cohort, tmp_path, monkeypatch):
     tables, figures = tmp_path / "tables", tmp_path / "figures"
     assert _run(monkeypatch, ["tables", "--pairs", *cohort, "--out-dir", tables]) == 0
     assert _run(monkeypatch, ["figures", "--tables", tables, "--out-dir", figures]) == 0
@@ -163,6 +185,7 @@ def test_figures_cli_writes_png_and_svg(cohort, tmp_path, monkeypatch):
         _assert_real_png(figures / f"{name}.png")
         svg = (figures / f"{name}.svg").read_text()
         assert "<svg" in svg and len(svg) > 5_000
+        assert (figures / f"{name}.pdf").read_bytes().startswith(b"%PDF")
     assert not list(figures.glob(".*"))  # no temporaries left
 
 

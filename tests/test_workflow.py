@@ -101,7 +101,9 @@ def test_kill_then_rerun_redoes_only_unfinished_jobs(demo_run) -> None:
     assert pending.get("register", 0) >= 1
     assert _mtimes(demo_run["results"] / "preprocess") == demo_run["preprocess_mtimes"]
     for path, mtime in demo_run["register_mtimes"].items():
-        if path.parent in demo_run["register_finished"]:  # finished before the kill: kept
+        if not path.exists():  # outputs.warp/jacobian false: deleted once evaluated (temp)
+            assert path.name.endswith(("_warp.nii.gz", "_jacobian.nii.gz")), path
+        elif path.parent in demo_run["register_finished"]:  # finished before the kill: kept
             assert path.stat().st_mtime_ns == mtime, f"{path} was redone"
         else:  # anything a killed job left behind was rewritten, not taken as done
             assert path.stat().st_mtime_ns > mtime, f"{path} from the killed run was kept"
@@ -121,6 +123,8 @@ def test_demo_end_to_end_improves_every_pair(demo_run) -> None:
     for name in ("dice_per_structure", "dice_vs_folding", "runtime"):
         assert (results / "figures" / f"{name}.png").stat().st_size > 1000
     assert list((results / "figures" / "qc").glob("*/*.png"))
+    kept = {p.name.split("_", 3)[-1] for p in (results / "register").glob("*/*/*.nii.gz")}
+    assert kept == {"warped.nii.gz", "warped_labels.nii.gz"}  # the `outputs` defaults
     assert len(list((results / "benchmarks" / "register").glob("*/*.tsv"))) == 2
     assert (results / "report.html").stat().st_size > 10_000
 

@@ -50,7 +50,7 @@ def test_translation_in_mm_round_trips_through_apply(tmp_path, write_nifti) -> N
                            _sample_world(moving_aff, blob).astype(np.float32), moving_aff)
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"coarse_iterations": 120, "iterations": 60,
-                                      "downsize_spacing_mm": 2.5, "patches": 4, "patch_size": 12}))
+                                      "downsize_spacing_mm": 2.5}))
     prefix = tmp_path / "out"
     assert main(["register", "--fixed", str(fixed), "--moving", str(moving), "--out",
                  str(prefix), "--config", str(params), "--device", "cpu", "--quiet"]) == 0

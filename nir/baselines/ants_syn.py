@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nir.engine.pair import load_pair, output_paths, write_outputs
+from nir.engine.pair import brain_folding, load_pair, output_paths, warp_storage, write_outputs
 from nir.errors import NirInputError, NirRunError
 from nir.spatial.displacement import load_warp
-from nir.spatial.io import same_grid
+from nir.spatial.io import load_labels, same_grid
 from nir.study.methods import DEFAULT_TRANSFORM, check_transform
 from nir.summary import versions, write_json
 
@@ -74,12 +74,15 @@ def _run_ants(python: Path, fixed: Path, moving: Path, transform: str, seed: int
 def register_ants(fixed: str | Path, moving: str | Path, out_prefix: str | Path,
                   python: str | Path, transform: str = DEFAULT_TRANSFORM,
                   moving_labels: str | Path | None = None, seed: int = 0,
-                  threads: int | None = None) -> dict[str, Any]:
+                  threads: int | None = None, fixed_labels: str | Path | None = None,
+                  warp_dtype: str = "float32") -> dict[str, Any]:
     """Register ``moving`` onto ``fixed`` with ANTs and write ``nir register``'s outputs.
 
     ``python`` is the antspyx environment's interpreter.  Inputs are validated before ANTs
-    runs; outputs are written atomically with the summary last.  ``seconds`` in the summary is
-    the whole call, ``seconds_by_stage.registration`` ANTs' own registration time.
+    runs; a summary of an earlier run is then removed, and the outputs appear together with
+    the summary last (as in :func:`nir.engine.pair.register_files`, also for ``fixed_labels``
+    and ``warp_dtype``).  ``seconds`` in the summary is the whole call,
+    ``seconds_by_stage.registration`` ANTs' own registration time.
     """
     start = time.perf_counter()
     check_transform(transform)
@@ -88,8 +91,10 @@ def register_ants(fixed: str | Path, moving: str | Path, out_prefix: str | Path,
         raise NirInputError(python, "no antspyx environment here; create it with "
                                     "`nir ants-env --venv DIR`")
     fixed_v, moving_v, labels_v = load_pair(fixed, moving, moving_labels)
+    fixed_labels_v = load_labels(fixed_labels, like=fixed_v) if fixed_labels else None
     paths = output_paths(out_prefix, labels_v is not None)
     paths["warp"].parent.mkdir(parents=True, exist_ok=True)
+    paths["summary"].unlink(missing_ok=True)  # no stale "complete" marker beside new outputs
     with tempfile.TemporaryDirectory(prefix=".ants-", dir=paths["warp"].parent) as tmp:
         info = _run_ants(python, Path(fixed), Path(moving), transform, seed, threads,
                          Path(tmp))
@@ -97,10 +102,12 @@ def register_ants(fixed: str | Path, moving: str | Path, out_prefix: str | Path,
     if not same_grid(displacement.shape[:3], warp_affine, fixed_v.shape, fixed_v.affine):
         raise NirRunError(f"ANTs returned a warp off the fixed grid of {fixed}")
     t0 = time.perf_counter()
-    folding = write_outputs(fixed_v, moving_v, labels_v, displacement, paths)
+    detj = write_outputs(fixed_v, moving_v, labels_v, displacement, paths,
+                         warp_dtype=warp_dtype)
     summary = {
         "fixed": str(fixed), "moving": str(moving),
         "moving_labels": None if moving_labels is None else str(moving_labels),
+        "fixed_labels": None if fixed_labels is None else str(fixed_labels),
         "outputs": {k: str(v) for k, v in paths.items()},
         "method": "ants", "transform": transform, "seed": seed, "device": "cpu",
         "threads": info["threads"],
@@ -108,7 +115,8 @@ def register_ants(fixed: str | Path, moving: str | Path, out_prefix: str | Path,
         "seconds_by_stage": {"registration": info["registration_seconds"],
                              "write_outputs": round(time.perf_counter() - t0, 3)},
         "peak_rss_mb": info["peak_rss_mb"],
-        "folding_percent_foreground": folding,
+        **brain_folding(detj, fixed_v, fixed_labels_v),
+        **warp_storage(displacement, warp_dtype),
         "versions": {**versions(), **info["versions"]},
     }
     write_json(summary, paths["summary"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
-from nir.errors import NirInputError
 from nir.study.demo import DemoSettings, write_demo
 
 HELP = ("Write a synthetic cohort made from the bundled MNI152 template: "
@@ -20,6 +19,8 @@ _FLAG_HELP = {
     "scale": "maximum relative scaling along each axis (0.05 = +-5 %%)",
     "bias": "maximum multiplicative bias-field amplitude (0.15 = +-15 %%)",
     "noise": "Rician noise sigma as a fraction of the 99th intensity percentile",
+    "groups": "1, or 2 for a control/patient cohort with hippocampus labels and participants.tsv",
+    "atrophy": "left-hippocampal volume fraction the patients lose (groups 2; 0 = null cohort)",
 }
 
 
@@ -29,18 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same cohort)")
     defaults = DemoSettings()
     for field in fields(DemoSettings):
-        parser.add_argument(f"--{field.name.replace('_', '-')}", type=float,
+        parser.add_argument(f"--{field.name.replace('_', '-')}",
+                            type=type(getattr(defaults, field.name)),
                             default=getattr(defaults, field.name),
                             help=f"{_FLAG_HELP[field.name]} (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> None:
     settings = DemoSettings(**{f.name: getattr(args, f.name) for f in fields(DemoSettings)})
-    if settings.spacing_mm <= 0:
-        raise NirInputError(None, f"--spacing-mm must be positive, got {settings.spacing_mm}")
-    for name in ("deformation_mm", "smoothness_mm", "rotation_deg", "translation_mm", "scale",
-                 "bias", "noise"):
-        if getattr(settings, name) < 0:
-            raise NirInputError(None, f"--{name.replace('_', '-')} must not be negative")
     subjects = write_demo(args.out, args.n_subjects, args.seed, settings)
     print(f"wrote {len(subjects)} synthetic subjects and {args.out}/cohort.tsv")

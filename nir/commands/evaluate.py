@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,18 +10,14 @@ import pandas as pd
 
 from nir.errors import NirInputError
 from nir.evaluation import metrics
+from nir.evaluation.columns import AFFINE, COLUMNS, PAIR_LABEL, PAIR_STRUCTURE
 from nir.evaluation.labels import label_name, parse_label_set
 from nir.spatial.io import Volume, load_labels, load_volume, write_csv
+from nir.summary import read_json_object
 
 HELP = ("Score one registered pair: per-structure Dice and HD95 before (moving vs fixed labels, "
         "affine only) and after (warped vs fixed labels), plus folding percentage, SDlogJ, "
         "runtime and memory, written as a long-format CSV.")
-
-COLUMNS = ("pair", "fixed", "moving", "method", "stage", "structure", "label", "metric", "value",
-           "device")
-AFFINE_METHOD = "affine"
-PAIR_LABEL = -1
-PAIR_STRUCTURE = "all"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jacobian", type=Path, metavar="J",
                         help="det J map on the fixed grid; required unless --method affine")
     parser.add_argument("--mask", type=Path, metavar="M",
-                        help="region for folding %% and SDlogJ (default: fixed labels > 0)")
+                        help="region for folding %% and SDlogJ (default: the brain, fixed "
+                             "labels > 0, as in the nir register summary)")
     parser.add_argument("--summary", type=Path, metavar="S.json",
                         help="registration summary JSON (seconds, peak_rss_mb, device)")
     parser.add_argument("--pair", required=True, help="pair ID, e.g. sub-01_to_sub-02")
@@ -53,15 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _read_summary(path: Path | None) -> dict:
     if path is None:
         return {}
-    try:
-        summary = json.loads(Path(path).read_text())
-    except FileNotFoundError as exc:
-        raise NirInputError(path, "file does not exist") from exc
-    except (OSError, ValueError) as exc:
-        raise NirInputError(path, f"unreadable as JSON ({exc})") from exc
-    if not isinstance(summary, dict):
-        raise NirInputError(path, "expected a JSON object")
-    return summary
+    return read_json_object(path)
 
 
 def _number(summary: dict, key: str, path: Path | None) -> float:
@@ -83,9 +71,9 @@ def _same_grid(path: Path, shape: tuple[int, ...], fixed: Volume) -> None:
 def _regularity(args: argparse.Namespace, fixed: Volume) -> tuple[float, float]:
     """(folding %, SDlogJ) of the deformation inside the mask."""
     if args.jacobian is None:
-        if args.method != AFFINE_METHOD:
+        if args.method != AFFINE:
             raise NirInputError("--jacobian", f"required for method {args.method!r} "
-                                              f"(only '{AFFINE_METHOD}' may omit it)")
+                                              f"(only '{AFFINE}' may omit it)")
         return 0.0, 0.0  # an affine-only result has no deformation: det J = 1 everywhere
     detj = load_volume(args.jacobian)
     _same_grid(args.jacobian, detj.shape, fixed)
@@ -94,7 +82,7 @@ def _regularity(args: argparse.Namespace, fixed: Volume) -> tuple[float, float]:
         _same_grid(args.mask, mask_vol.shape, fixed)
         mask = mask_vol.data.numpy() > 0
     else:
-        mask = fixed.data.numpy() > 0
+        mask = metrics.brain_mask(fixed.data.numpy())[0]
     detj_np = detj.data.numpy()
     return metrics.folding_percent(detj_np, mask), metrics.sdlogj(detj_np, mask)
 

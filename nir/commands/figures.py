@@ -7,9 +7,9 @@ from pathlib import Path
 
 from nir.errors import NirInputError
 
-HELP = ("Draw dice_per_structure, dice_vs_folding and runtime (PNG and SVG) from the directory "
-        "written by 'nir tables', and/or one QC panel per --qc (middle axial slice of fixed, "
-        "moving, warped, |fixed - warped|, checkerboard, det J and the deformed grid).")
+HELP = ("Draw dice_per_structure, dice_vs_folding and runtime (PNG, SVG and PDF) from the "
+        "directory written by 'nir tables', and/or one QC panel per --qc (middle axial slice of "
+        "fixed, moving, warped, |fixed - warped|, checkerboard, det J and the deformed grid).")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -21,6 +21,7 @@ from nir.engine.losses import (
     jacobian_columns,
     local_ncc,
     ncc_width,
+    volume_change,
 )
 from nir.engine.params import RegistrationParams
 from nir.engine.samplers import Batch
@@ -40,7 +41,7 @@ class FitContext:
     moving: torch.Tensor  # (1, I, J, K) moving intensities (possibly blurred or pre-warped)
     moving_norm_from_field: torch.Tensor  # 4x4
     field_from_voxel: torch.Tensor  # 4x4, diagonal
-    window: int  # local NCC window side, samples
+    window: tuple[int, int, int]  # local NCC window side along each axis, samples
 
 
 @dataclass
@@ -65,7 +66,7 @@ class Similarity:
     image's window sums are computed once for the whole grid and cropped.
     """
 
-    def __init__(self, window: int, sampler: object) -> None:
+    def __init__(self, window: tuple[int, int, int], sampler: object) -> None:
         self.window = window
         self.sampler = sampler
         self._sums: dict[tuple[int, ...], torch.Tensor] = {}
@@ -80,7 +81,8 @@ class Similarity:
         if sums is None:
             sums = fixed_window_sums(self.sampler.full_grid(batch.key)[1], width)
             self._sums[batch.key] = sums
-        windows = tuple(slice(c.start, c.stop - width + 1) for c in batch.crop)
+        windows = tuple(slice(c.start, c.stop - w + 1) for c, w in zip(batch.crop, width,
+                                                                        strict=True))
         return local_ncc(batch.fixed, warped, self.window, sums[(..., *windows)])
 
 
@@ -122,17 +124,22 @@ def regularity(displacement: torch.Tensor, spacing: float,
                params: RegistrationParams) -> torch.Tensor:
     """Folding (and volume) penalty plus diffusion energy of the field on its lattice."""
     columns = jacobian_columns(displacement, spacing)
-    loss = params.folding_weight * folding_penalty(det3(*columns), params.volume_weight)
+    det = det3(*columns)
+    loss = params.folding_weight * folding_penalty(det)
+    if params.volume_weight:
+        loss = loss + params.volume_weight * volume_change(det)
     if params.smoothness_weight:
         loss = loss + params.smoothness_weight * diffusion_energy(*columns)
     return loss
 
 
 def fit(model: NeuralField, sampler: object, ctx: FitContext, params: RegistrationParams,
-        iterations: int, description: str, progress: bool = True) -> FitLog:
+        iterations: int, description: str, progress: bool = True,
+        monitor: Callable[[NeuralField, int], None] | None = None) -> FitLog:
     """Adam with exponential learning-rate decay, optional plateau stop; returns the log.
 
     The plateau test watches an exponential moving average (factor 0.9) of the loss.
+    ``monitor(model, iterations_done)`` runs after every step (convergence tracking).
     """
     log = FitLog()
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -163,6 +170,8 @@ def fit(model: NeuralField, sampler: object, ctx: FitContext, params: Registrati
             schedule.step()
         value = float(loss.detach())
         log.loss.append(value)
+        if monitor is not None:
+            monitor(model, len(log.loss))
         bar.set_postfix(loss=f"{value:.4f}", refresh=False)
         smooth = value if smooth is None else 0.9 * smooth + 0.1 * value
         if params.plateau_patience:

@@ -6,6 +6,7 @@ import torch
 
 from nir.engine.fields import NeuralField
 from nir.spatial.frame import FieldFrame
+from nir.spatial.geometry import transform_points
 
 
 def voxel_axes(frame: FieldFrame, device: torch.device | str = "cpu") -> list[torch.Tensor]:
@@ -46,4 +47,4 @@ def field_to_world_displacement(phi: torch.Tensor, frame: FieldFrame) -> torch.T
         shape = [1, 1, 1]
         shape[a] = -1
         moved[..., a] -= axis.view(shape)
-    return (moved * scale) @ affine3.T
+    return transform_points(moved, affine3 * scale)

@@ -3,6 +3,8 @@ terms on a field's lattice."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -10,23 +12,32 @@ import torch.nn.functional as F
 
 NCC_EPS = 1e-5
 
+Width = int | Sequence[int]  # a window side, the same along the three axes or one per axis
 
-def box_sum(volume: torch.Tensor, width: int) -> torch.Tensor:
-    """Sum over every valid ``width``^3 cube of (B, C, D, H, W), by running sums per axis."""
+
+def widths(width: Width) -> tuple[int, int, int]:
+    """A window's side along each of the three axes."""
+    if isinstance(width, int):
+        return (width, width, width)
+    return tuple(int(w) for w in width)  # type: ignore[return-value]
+
+
+def box_sum(volume: torch.Tensor, width: Width) -> torch.Tensor:
+    """Sum over every valid window (``width`` per axis) of (B, C, D, H, W), by running sums."""
     out = volume
-    for dim in (2, 3, 4):
+    for dim, w in zip((2, 3, 4), widths(width), strict=True):
         total = out.cumsum(dim)
         n = out.shape[dim]
-        head = total.narrow(dim, width - 1, n - width + 1)
+        head = total.narrow(dim, w - 1, n - w + 1)
         out = torch.cat([head.narrow(dim, 0, 1),
-                         head.narrow(dim, 1, n - width) - total.narrow(dim, 0, n - width)], dim)
+                         head.narrow(dim, 1, n - w) - total.narrow(dim, 0, n - w)], dim)
     return out
 
 
-def box_sum_adjoint(windows: torch.Tensor, width: int) -> torch.Tensor:
+def box_sum_adjoint(windows: torch.Tensor, width: Width) -> torch.Tensor:
     """The adjoint of :func:`box_sum`: each voxel gets the sum over the windows containing it."""
-    pad = width - 1
-    return box_sum(F.pad(windows, (pad, pad, pad, pad, pad, pad)), width)
+    pads = [p for w in reversed(widths(width)) for p in (w - 1, w - 1)]
+    return box_sum(F.pad(windows, pads), width)
 
 
 class _LocalNCC(torch.autograd.Function):
@@ -38,9 +49,9 @@ class _LocalNCC(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, fixed: torch.Tensor, warped: torch.Tensor, width: int,
+    def forward(ctx: Any, fixed: torch.Tensor, warped: torch.Tensor, width: tuple[int, ...],
                 fixed_sums: torch.Tensor) -> torch.Tensor:
-        n = float(width**3)
+        n = float(math.prod(width))
         s_m, s_mm, s_fm = box_sum(torch.cat([warped, warped * warped, fixed * warped], 1),
                                   width).unbind(1)
         mean_f, mean_ff = (fixed_sums / n).unbind(1)
@@ -67,22 +78,22 @@ class _LocalNCC(torch.autograd.Function):
         return None, d_warped * (-grad / ctx.count), None, None
 
 
-def fixed_window_sums(fixed: torch.Tensor, width: int) -> torch.Tensor:
+def fixed_window_sums(fixed: torch.Tensor, width: Width) -> torch.Tensor:
     """Box sums of the fixed image and its square, (B, 2, ...): the fixed half of local NCC."""
     return box_sum(torch.cat([fixed, fixed * fixed], 1), width)
 
 
-def ncc_width(window: int, fixed: torch.Tensor) -> int:
-    """The window side actually used: ``window``, shrunk to a patch smaller than it."""
-    return min(window, *fixed.shape[2:])
+def ncc_width(window: Width, fixed: torch.Tensor) -> tuple[int, int, int]:
+    """The window actually used: ``window``, shrunk along each axis where a patch is smaller."""
+    return tuple(min(w, n) for w, n in zip(widths(window), fixed.shape[2:], strict=True))  # type: ignore[return-value]
 
 
-def local_ncc(fixed: torch.Tensor, warped: torch.Tensor, window: int,
+def local_ncc(fixed: torch.Tensor, warped: torch.Tensor, window: Width,
               fixed_sums: torch.Tensor | None = None) -> torch.Tensor:
-    """1 - mean squared local NCC over cubic windows; inputs (B, 1, D, H, W).
+    """1 - mean squared local NCC over box windows (``window`` per axis); (B, 1, D, H, W).
 
-    Windows use valid positions only.  If a patch is smaller than the window, the window
-    shrinks to the patch (one NCC per patch).  ``fixed_sums`` may hold
+    Windows use valid positions only.  Along an axis where a patch is smaller than the
+    window, the window shrinks to the patch.  ``fixed_sums`` may hold
     :func:`fixed_window_sums` of ``fixed`` for the same window.
     """
     width = ncc_width(window, fixed)
@@ -129,9 +140,11 @@ def det3(c0: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor) -> torch.Tensor:
     return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
 
 
-def folding_penalty(det: torch.Tensor, volume_weight: float = 0.0) -> torch.Tensor:
-    """mean ReLU(-det J) + volume_weight * mean |1 - det J|."""
-    penalty = F.relu(-det).mean()
-    if volume_weight:
-        penalty = penalty + volume_weight * (1.0 - det).abs().mean()
-    return penalty
+def folding_penalty(det: torch.Tensor) -> torch.Tensor:
+    """mean ReLU(-det J): how far the map folds."""
+    return F.relu(-det).mean()
+
+
+def volume_change(det: torch.Tensor) -> torch.Tensor:
+    """mean |1 - det J|: how much the map changes local volume."""
+    return (1.0 - det).abs().mean()

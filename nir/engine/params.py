@@ -78,9 +78,11 @@ class RegistrationParams:
     #                                   this fraction of the grid; NF2 is evaluated there only
     crop_margin_mm: float = 6.0  # samples lie in the fixed foreground's box plus this margin
     patches: int = 6  # mini-patches per iteration, centred on the fixed foreground
-    patch_size: int = 16  # mini-patch side, voxels
+    patch_size: int = 16  # mini-patch side, voxels along the finest axis (same mm on others)
     random_points: int = 8192  # random sampler: points per iteration (2x2x2 stencils each)
     # --- loss and optimiser --------------------------------------------------------------
+    # NCC windows: a side in samples along the most finely sampled axis, and the same mm
+    # along the others (so 9 x 9 x 3 samples for 1 x 1 x 3 mm steps)
     coarse_ncc_window: int = 11  # phase 1 local NCC window side, in samples (odd)
     ncc_window: int = 9  # phase 2 (or single-phase) local NCC window side, in samples (odd)
     folding_weight: float = 10.0  # x mean ReLU(-det J) over the lattice
@@ -92,6 +94,8 @@ class RegistrationParams:
     plateau_tolerance: float = 1e-4  # improvement of the smoothed loss that counts
     # --- outputs -------------------------------------------------------------------------
     label_interpolation: str = "onehot"  # onehot (GenericLabel-like) | nearest
+    track_every: int = 0  # record mean Dice and % det J <= 0 every N iterations in the
+    #                       summary (0: off; needs fixed and moving labels; nir.engine.tracking)
 
     def validate(self, source: str | None = None) -> RegistrationParams:
         """Check choices and ranges; raise NirInputError naming ``source`` on a bad value."""
@@ -107,6 +111,7 @@ class RegistrationParams:
             (self.label_interpolation in ("onehot", "nearest"),
              "label_interpolation must be onehot or nearest"),
             (self.iterations >= 0 and self.coarse_iterations >= 0, "iterations must be >= 0"),
+            (self.track_every >= 0, "track_every must be >= 0"),
             (self.lr > 0, "lr must be > 0"),
             (self.downsize_spacing_mm > 0 and self.fine_spacing_mm > 0,
              "downsize_spacing_mm and fine_spacing_mm must be > 0"),

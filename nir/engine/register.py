@@ -20,9 +20,11 @@ from nir.engine.inference import dense_deformation, field_to_world_displacement
 from nir.engine.lattice import Lattice
 from nir.engine.params import RegistrationParams
 from nir.engine.samplers import DownsizeSampler, MinipatchSampler, RandomSampler
+from nir.engine.tracking import ConvergenceTracker, Monitor
 from nir.errors import NirInputError
 from nir.spatial.frame import FieldFrame
 from nir.spatial.geometry import sample
+from nir.spatial.intensity import percentile_scale
 from nir.spatial.io import Volume, same_grid
 from nir.spatial.smoothing import gaussian_blur
 
@@ -41,11 +43,9 @@ class RegistrationResult:
 
 def normalise_intensity(image: torch.Tensor) -> torch.Tensor:
     """Scale so the 99.5th percentile of the non-zero voxels is 1; clip to [0, 1.5]."""
-    values = image[image > 0]
-    if values.numel() > 16_000_000:
-        values = values[:: values.numel() // 16_000_000 + 1]
-    top = torch.quantile(values.float(), 0.995) if values.numel() else image.abs().max()
-    return (image / top.clamp_min(1e-6)).clamp(0.0, 1.5)
+    data = image.detach().cpu().numpy()
+    scaled = percentile_scale(data, data > 0, high=99.5, ceiling=1.5)
+    return torch.from_numpy(scaled).to(image.device)
 
 
 def foreground_box(mask: torch.Tensor, spacing: tuple[float, float, float],
@@ -116,6 +116,7 @@ class _Phase:
     iterations: int
     window: int
     fraction: float = 1.0  # of the downsize grid per batch
+    field: str = "NF1"  # the field's name in progress bars
 
 
 def phases(params: RegistrationParams) -> list[_Phase]:
@@ -126,46 +127,68 @@ def phases(params: RegistrationParams) -> list[_Phase]:
                         params.coarse_ncc_window)
         fine = _Phase("fine", params.fine_sampler, params.fine_spacing_mm, params.fine_blur,
                       params.fine_lattice_mm, True, params.iterations, params.ncc_window,
-                      params.fine_batch_fraction)
+                      params.fine_batch_fraction, "NF2")
         return [coarse, fine]
     return [_Phase("fine", params.sampler, params.downsize_spacing_mm, params.coarse_blur,
                    params.lattice_mm, False, params.iterations, params.ncc_window)]
 
 
+def same_extent(count: int, steps_mm: tuple[float, ...], odd: bool = False,
+                minimum: int = 1) -> tuple[int, int, int]:
+    """``count`` samples along the most finely sampled axis, and as many along each other axis
+    as span the same millimetres (rounded; to an odd number with ``odd``; at least ``minimum``).
+
+    This keeps windows and patches cubes in mm on anisotropic scans (1x1x3 mm: a 9-sample
+    window is 9 x 9 x 3 samples); on isotropic sampling it is ``count`` along every axis.
+    """
+    finest = min(steps_mm)
+    out = []
+    for step in steps_mm:
+        n = count * finest / step
+        n = 2 * round((n - 1) / 2) + 1 if odd else round(n)
+        out.append(max(minimum, int(n)))
+    return tuple(out)  # type: ignore[return-value]
+
+
 def _fit_phase(phase: _Phase, pair: _Pair, moving: torch.Tensor, norm_from_field: torch.Tensor,
                params: RegistrationParams, generator: torch.Generator,
-               progress: bool) -> tuple[NeuralField, FitLog]:
+               progress: bool, monitor: Monitor | None = None) -> tuple[NeuralField, FitLog]:
     """Build the phase's field and sampler, and fit the field to (fixed, ``moving``)."""
     low, high = pair.box_corners()
     lattice = Lattice.covering(low, high, phase.lattice_mm / pair.frame.radius_mm)
     model = NeuralField(params, lattice, generator, fine=phase.fine).to(pair.device)
     sigma_mm = 0.0
+    steps = pair.frame.spacing  # mm between the samples along each axis
     if phase.sampler == "downsize":
         strides = pair.strides(phase.spacing_mm)
-        sigma_mm = phase.blur * max(st * sp for st, sp in zip(strides, pair.frame.spacing,
-                                                                strict=True))
+        steps = tuple(st * sp for st, sp in zip(strides, pair.frame.spacing, strict=True))
+        sigma_mm = phase.blur * max(steps)
+    window = same_extent(phase.window, steps, odd=True)
+    if phase.sampler == "downsize":
         sampler = DownsizeSampler(pair.blurred(pair.fixed, sigma_mm), strides, generator,
-                                  pair.box, phase.fraction, 2 * phase.window)
+                                  pair.box, phase.fraction, 2 * max(window))
     elif phase.sampler == "minipatch":
-        sampler = MinipatchSampler(pair.fixed, pair.mask, params.patches, params.patch_size,
-                                   generator)
+        sampler = MinipatchSampler(pair.fixed, pair.mask, params.patches,
+                                   same_extent(params.patch_size, steps, minimum=2), generator)
     else:
         sampler = RandomSampler(pair.fixed, pair.mask, params.random_points, generator)
     ctx = FitContext(pair.blurred(moving, sigma_mm)[None], norm_from_field,
-                     pair.field_from_voxel, phase.window)
-    label = f"NF{'2' if phase.fine else '1'} {phase.sampler}"
-    log = fit(model, sampler, ctx, params, phase.iterations, label, progress)
+                     pair.field_from_voxel, window)
+    log = fit(model, sampler, ctx, params, phase.iterations, f"{phase.field} {phase.sampler}",
+              progress, monitor)
     model.requires_grad_(False)
     return model, log
 
 
 def register(fixed: Volume, moving: Volume, params: RegistrationParams, seed: int = 0,
              device: torch.device | str = "cpu", progress: bool = True,
-             inverse: bool = False) -> RegistrationResult:
+             inverse: bool = False,
+             tracker: ConvergenceTracker | None = None) -> RegistrationResult:
     """Fit NIR to (fixed, moving) and return the dense displacement, fixed -> moving.
 
     With ``inverse`` (velocity mode, fixed and moving on the same grid) the inverse map,
     obtained by integrating -v, is returned too, as a displacement on that grid.
+    A ``tracker`` records the deformation's quality during the fit (convergence records).
     """
     if inverse and params.mode != "velocity":
         raise NirInputError(None, "an inverse warp needs --mode velocity")
@@ -180,6 +203,9 @@ def register(fixed: Volume, moving: Volume, params: RegistrationParams, seed: in
     start = time.perf_counter()
     fitted: list[NeuralField] = []
     moving_now, norm_now = pair.moving, pair.moving_norm_from_field
+    done = 0  # iterations of the phases fitted so far
+    if tracker is not None:
+        tracker.start()
     for phase in phases(params):
         if fitted:  # resample the moving image once through the fields fitted so far
             phi = dense_deformation(fitted, pair.frame, device)
@@ -187,10 +213,19 @@ def register(fixed: Volume, moving: Volume, params: RegistrationParams, seed: in
                                 matrix=pair.moving_norm_from_field)[0]
             norm_now = torch.as_tensor(pair.frame.norm_from_field, dtype=torch.float32,
                                        device=device)
-        model, log = _fit_phase(phase, pair, moving_now, norm_now, params, generator, progress)
+        monitor = None if tracker is None else tracker.monitor(list(fitted), pair.frame,
+                                                                phase.name, done)
+        model, log = _fit_phase(phase, pair, moving_now, norm_now, params, generator, progress,
+                                monitor)
         fitted.append(model)
         result.phases[phase.name] = log
+        done += len(log.loss)
+        if tracker is not None:
+            tracker.finish(fitted, pair.frame, done, phase.name)
     result.seconds["fit"] = time.perf_counter() - start
+    if tracker is not None:  # scoring is not fitting
+        result.seconds["fit"] -= tracker.overhead
+        result.seconds["tracking"] = tracker.overhead
     start = time.perf_counter()
     phi = dense_deformation(fitted, pair.frame, device)
     result.displacement = field_to_world_displacement(phi, pair.frame)

@@ -82,24 +82,28 @@ class DownsizeSampler:
 
 
 class MinipatchSampler:
-    """``patches`` cubes of ``size`` voxels at full resolution, centred on foreground voxels."""
+    """``patches`` boxes of ``size`` voxels (one side, or one per axis) at full resolution,
+    centred on foreground voxels."""
 
-    def __init__(self, fixed: torch.Tensor, mask: torch.Tensor, patches: int, size: int,
-                 generator: torch.Generator) -> None:
+    def __init__(self, fixed: torch.Tensor, mask: torch.Tensor, patches: int,
+                 size: int | tuple[int, int, int], generator: torch.Generator) -> None:
         self.fixed = fixed
         self.patches = patches
-        self.size = min(size, *fixed.shape)
+        sizes = (size,) * 3 if isinstance(size, int) else size
+        self.size = tuple(min(s, n) for s, n in zip(sizes, fixed.shape, strict=True))
         self.generator = generator
         self.centres = mask.nonzero()
         if len(self.centres) == 0:
             self.centres = torch.nonzero(torch.ones_like(fixed, dtype=torch.bool))
-        self.high = torch.tensor(fixed.shape, device=fixed.device) - self.size
-        self.offsets = voxel_indices((self.size,) * 3, fixed.device, torch.int64)
+        size_t = torch.tensor(self.size, device=fixed.device)
+        self.high = torch.tensor(fixed.shape, device=fixed.device) - size_t
+        self.half = size_t // 2
+        self.offsets = voxel_indices(self.size, fixed.device, torch.int64)
 
     def sample(self) -> Batch:
         pick = _randint(len(self.centres), (self.patches,), self.generator).to(self.centres.device)
-        corners = (self.centres[pick] - self.size // 2).clamp(min=torch.zeros_like(self.high),
-                                                             max=self.high)
+        corners = (self.centres[pick] - self.half).clamp(min=torch.zeros_like(self.high),
+                                                         max=self.high)
         idx = corners[:, None, None, None, :] + self.offsets  # (B, s, s, s, 3)
         fixed = self.fixed[idx[..., 0], idx[..., 1], idx[..., 2]]
         return Batch(fixed.unsqueeze(1), points=idx.to(self.fixed.dtype))

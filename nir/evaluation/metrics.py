@@ -8,6 +8,10 @@ Conventions
 * SDlogJ clips det J to at least ``LOGJ_CLIP`` before the log, so folded voxels (det J <= 0)
   contribute ``log(1e-9)`` ~ -20.7 instead of NaN: folding inflates SDlogJ instead of being
   dropped.  The standard deviation is the population one (ddof=0).
+* Folding % and SDlogJ are counted in the brain: the fixed label map > 0 (:func:`brain_mask`),
+  as registration papers report them and as ``nir evaluate`` and the ``nir register`` summary
+  (given ``--fixed-labels``) both count them.  Without fixed labels, the summary falls back
+  to the skull-stripped fixed image > 0 and says so (``folding_region``).
 """
 
 from __future__ import annotations
@@ -256,6 +260,24 @@ def _masked(detj: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor | N
     if mask.shape != detj.shape:
         raise ValueError(f"mask shape {mask.shape} differs from det J shape {detj.shape}")
     return detj[mask].astype(np.float64)
+
+
+BRAIN_FROM_LABELS = "fixed labels > 0"
+BRAIN_FROM_IMAGE = "fixed image > 0"
+
+
+def brain_mask(fixed_labels: np.ndarray | torch.Tensor | None,
+               fixed_image: np.ndarray | torch.Tensor | None = None
+               ) -> tuple[np.ndarray | torch.Tensor, str]:
+    """The region folding % and SDlogJ are counted in, and its name.
+
+    The brain is the fixed label map > 0; without labels, the (skull-stripped) fixed image > 0.
+    """
+    if fixed_labels is not None:
+        return fixed_labels > 0, BRAIN_FROM_LABELS
+    if fixed_image is None:
+        raise ValueError("brain_mask needs the fixed labels or the fixed image")
+    return fixed_image > 0, BRAIN_FROM_IMAGE
 
 
 def folding_percent(detj: np.ndarray | torch.Tensor,

@@ -18,6 +18,7 @@ from matplotlib.image import AxesImage
 from nir.errors import NirInputError
 from nir.evaluation.metrics import jacobian_determinant
 from nir.spatial.displacement import load_warp
+from nir.spatial.intensity import percentile_scale
 from nir.spatial.io import atomic_write, load_volume
 
 GRID_LINES = 32
@@ -55,9 +56,7 @@ def displacement_to_ras(disp_vox: np.ndarray, affine: np.ndarray) -> np.ndarray:
 
 
 def _unit(image: np.ndarray) -> np.ndarray:
-    nonzero = image[image > 0]
-    top = float(np.percentile(nonzero, 99)) if nonzero.size else float(image.max() or 1.0)
-    return np.clip(image / (top or 1.0), 0.0, 1.0)
+    return percentile_scale(image, image > 0, high=99.0)
 
 
 def _slice(volume: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ stage.  Summary statistics are over pairs; the standard deviation is the sample 
 
 from __future__ import annotations
 
+import io
 import itertools
 import math
 from collections.abc import Sequence
@@ -17,15 +18,14 @@ import pandas as pd
 from scipy import stats
 
 from nir.errors import NirInputError
+from nir.evaluation.columns import AFFINE, COLUMNS, PAIR_METRICS
 from nir.evaluation.labels import merged_name
 from nir.spatial.io import write_csv, write_text
 
-COLUMNS = ("pair", "fixed", "moving", "method", "stage", "structure", "label", "metric", "value",
-           "device")
-AFFINE = "affine"
-PAIR_METRICS = ("mean_dice", "mean_hd95", "folding_percent", "sdlogj", "seconds", "peak_rss_mb")
 DSC30_FRACTION = 0.3
 KEY = ["pair", "structure", "label", "metric"]
+HEADER = ",".join(COLUMNS)
+TEXT_COLUMNS = ("pair", "fixed", "moving", "method", "device")
 
 # (header, format) of each summary column in the Markdown/LaTeX tables.
 DISPLAY = {
@@ -39,28 +39,63 @@ DISPLAY = {
 }
 
 
-def read_pairs(paths: Sequence[str | Path]) -> pd.DataFrame:
-    """Concatenate per-pair evaluation CSVs, checking their columns; exact duplicates dropped."""
-    frames = []
-    for path in paths:
-        if not Path(path).exists():
-            raise NirInputError(path, "file does not exist")
-        try:
-            frame = pd.read_csv(path, dtype={"pair": str, "fixed": str, "moving": str,
-                                             "method": str, "device": str},
-                                keep_default_na=False, na_values=[""])
-        except (OSError, ValueError) as exc:
-            raise NirInputError(path, f"unreadable as CSV ({exc})") from exc
-        missing = [c for c in COLUMNS if c not in frame.columns]
-        if missing:
-            raise NirInputError(path, f"missing columns {missing}")
-        frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
-        frame[["fixed", "moving", "device"]] = frame[["fixed", "moving", "device"]].fillna("")
-        frames.append(frame[list(COLUMNS)])
-    if not frames:
+def _read_text(path: str | Path) -> str:
+    try:
+        return Path(path).read_text()
+    except FileNotFoundError as exc:
+        raise NirInputError(path, "file does not exist") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NirInputError(path, f"unreadable as CSV ({exc})") from exc
+
+
+def _parse(text: str, path: str | Path) -> pd.DataFrame:
+    """Evaluation rows of CSV ``text`` in :data:`COLUMNS` order; ``path`` names it in errors."""
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=dict.fromkeys(TEXT_COLUMNS, str),
+                            keep_default_na=False, na_values=[""])
+    except (OSError, ValueError) as exc:
+        raise NirInputError(path, f"unreadable as CSV ({exc})") from exc
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise NirInputError(path, f"missing columns {missing}")
+    frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
+    frame[["fixed", "moving", "device"]] = frame[["fixed", "moving", "device"]].fillna("")
+    return frame[list(COLUMNS)]
+
+
+def _load_pairs(paths: Sequence[str | Path]) -> tuple[pd.DataFrame, str | None]:
+    """:func:`read_pairs`, and the CSV text the frame was parsed from when it is exactly that
+    text (no duplicate dropped), so that ``pairs.csv`` need not be formatted again."""
+    if not paths:
         raise NirInputError("--pairs", "no evaluation CSV given")
-    return pd.concat(frames, ignore_index=True).drop_duplicates(
-        subset=["method", "stage", *KEY], keep="first")
+    texts = [_read_text(path) for path in paths]
+    heads, bodies = zip(*(text.partition("\n")[::2] for text in texts), strict=True)
+    frame, joined = None, None
+    if all(head == HEADER for head in heads):
+        joined = HEADER + "\n" + "".join(b if b.endswith("\n") or not b else b + "\n"
+                                         for b in bodies)
+        try:
+            frame = _parse(joined, f"{len(paths)} evaluation CSVs")
+        except NirInputError:
+            joined = None  # parse them one by one below, to name the faulty file
+    if frame is None:
+        frame = pd.concat([_parse(text, path) for text, path in zip(texts, paths, strict=True)],
+                          ignore_index=True)
+    duplicated = frame.duplicated(subset=["method", "stage", *KEY], keep="first")
+    if not duplicated.any():
+        return frame, None if joined is None or "\r" in joined else joined
+    return frame[~duplicated].reset_index(drop=True), None
+
+
+def read_pairs(paths: Sequence[str | Path]) -> pd.DataFrame:
+    """Concatenate per-pair evaluation CSVs, checking their columns; exact duplicates dropped.
+
+    When every file has exactly the columns ``nir evaluate`` writes, in its order (the usual
+    case), the files are joined as text and parsed once, so a cohort's thousands of files load
+    in seconds; otherwise, or if the joined text does not parse, each file is parsed alone, so
+    that an error names its file.
+    """
+    return _load_pairs(paths)[0]
 
 
 def method_order(methods: Sequence[str]) -> list[str]:
@@ -112,7 +147,9 @@ def summary_table(comparison: pd.DataFrame) -> pd.DataFrame:
 def structure_dice(comparison: pd.DataFrame) -> pd.DataFrame:
     """Left/right-merged Dice per (method, stage, pair, structure): the mean of both sides."""
     dice = comparison[comparison["metric"] == "dice"].copy()
-    dice["structure"] = dice["structure"].map(merged_name)
+    names = dice["structure"].unique()  # a few dozen names over up to millions of rows
+    dice["structure"] = dice["structure"].map(dict(zip(names, map(merged_name, names),
+                                                       strict=True)))
     merged = dice.groupby(["method", "stage", "pair", "structure"], sort=False).agg(
         dice=("value", "mean"), first_label=("label", "min")).reset_index()
     return merged.sort_values(["first_label", "structure"], kind="stable").drop(
@@ -229,14 +266,17 @@ def summary_latex(summary: pd.DataFrame) -> str:
 def write_tables(paths: Sequence[str | Path], out_dir: str | Path) -> dict[str, Path]:
     """Write pairs.csv, summary.{csv,md,tex}, per_structure.csv and stats.csv into ``out_dir``."""
     out_dir = Path(out_dir)
-    pairs = read_pairs(paths)
+    pairs, pairs_text = _load_pairs(paths)
     comparison = comparison_frame(pairs)
     if comparison.empty:
         raise NirInputError("--pairs", "no 'before' or 'after' rows in the evaluation CSVs")
     summary = summary_table(comparison)
     outputs = {name: out_dir / name for name in ("pairs.csv", "summary.csv", "summary.md",
                                                  "summary.tex", "per_structure.csv", "stats.csv")}
-    write_csv(pairs, outputs["pairs.csv"])
+    if pairs_text is None:
+        write_csv(pairs, outputs["pairs.csv"])
+    else:
+        write_text(pairs_text, outputs["pairs.csv"])
     write_csv(summary, outputs["summary.csv"])
     write_text(summary_markdown(summary), outputs["summary.md"])
     write_text(summary_latex(summary), outputs["summary.tex"])

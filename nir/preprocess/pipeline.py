@@ -9,16 +9,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nir.device import resolve_device
 from nir.errors import NirInputError
 from nir.preprocess.affine import DEFAULT_ITERATIONS, DEFAULT_LEVELS_MM, register_affine
 from nir.preprocess.bias import correct_bias
 from nir.preprocess.brain_extraction import brain_mask
-from nir.preprocess.intensity import normalise_percentiles
+from nir.preprocess.given_mask import load_given_mask
 from nir.preprocess.qc import save_qc_figure
 from nir.preprocess.reorient import from_canonical, to_canonical
 from nir.preprocess.resample import resample_image, resample_labels
 from nir.preprocess.template import DEFAULT_GRID_SHAPE, common_grid, load_template
 from nir.preprocess.transform_files import write_affine_text, write_itk_affine
+from nir.spatial.intensity import percentile_scale
 from nir.spatial.io import load_labels, load_volume, save_volume
 from nir.summary import versions, write_json
 
@@ -36,26 +38,18 @@ def output_paths(out_prefix: str | Path, with_labels: bool) -> dict[str, Path]:
     return {k: Path(f"{out_prefix}{SUFFIXES[k]}") for k in keys}
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` -> cuda when available, else cpu; an unavailable cuda is a user error."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise NirInputError(None, "--device cuda requested but no CUDA device is available")
-    return device
-
-
 def preprocess_subject(t1w: str | Path, out_prefix: str | Path, labels: str | Path | None = None,
-                       *, template: str = "mni152", skull_strip: str = "auto",
-                       bias_correct: bool = True,
+                       *, brainmask: str | Path | None = None, template: str = "mni152",
+                       skull_strip: str = "auto", bias_correct: bool = True,
                        grid_shape: tuple[int, int, int] = DEFAULT_GRID_SHAPE,
                        grid_spacing: float = 1.0,
                        levels_mm: tuple[float, ...] = DEFAULT_LEVELS_MM,
                        iterations: tuple[int, ...] = DEFAULT_ITERATIONS,
                        device: str = "auto", seed: int = 0) -> dict:
     """Preprocess one T1w image (and optional labels); returns the summary dict also saved as
-    ``PREFIX_summary.json``. Nothing is written unless every input is valid."""
-    dev = resolve_device(device)
+    ``PREFIX_summary.json``. A given ``brainmask`` replaces brain extraction (``skull_strip`` is
+    then unused). Nothing is written unless every input is valid."""
+    dev = str(resolve_device(device))
     torch.manual_seed(seed)
     seconds: dict[str, float] = {}
 
@@ -68,21 +62,27 @@ def preprocess_subject(t1w: str | Path, out_prefix: str | Path, labels: str | Pa
     with timed("load"):
         vol = load_volume(t1w)
         lab = load_labels(labels, like=vol) if labels is not None else None
+        given = None if brainmask is None else load_given_mask(brainmask, vol, dev)
         tpl = load_template(template)
     with timed("reorient"):
         native, affine, ornt = to_canonical(vol.data.numpy(), vol.affine)
         spacing = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
     with timed("brain_extraction"):
-        mask, method = brain_mask(native, spacing, skull_strip, dev)
+        if given is None:
+            mask, method = brain_mask(native, spacing, skull_strip, dev)
+        else:
+            mask, method = to_canonical(given, vol.affine)[0], "given"
     mask_ml = float(mask.sum() * np.prod(spacing) / 1000.0)
     if mask_ml < MIN_MASK_ML:
-        raise NirInputError(t1w, f"brain mask is only {mask_ml:.1f} ml: not a usable brain T1w")
+        what = "not a usable brain T1w" if given is None else "not a brain mask"
+        raise NirInputError(t1w if given is None else brainmask,
+                            f"brain mask is only {mask_ml:.1f} ml: {what}")
     image = np.where(mask, native, 0.0).astype(np.float32)
     if bias_correct:
         with timed("bias_correction"):
             image = correct_bias(image, mask, spacing)
     with timed("normalise"):
-        image = normalise_percentiles(image, mask)
+        image = percentile_scale(image, mask, high=99.0, low=1.0) * mask
     with timed("affine"):
         result = register_affine(tpl.image, tpl.affine, tpl.mask, image, affine, levels_mm,
                                  iterations, dev, seed)
@@ -101,6 +101,7 @@ def preprocess_subject(t1w: str | Path, out_prefix: str | Path, labels: str | Pa
     paths = output_paths(out_prefix, lab is not None)
     summary = {
         "input": str(t1w), "labels": None if labels is None else str(labels),
+        "brainmask": None if brainmask is None else str(brainmask),
         "parameters": {"template": template, "skull_strip": skull_strip,
                        "skull_strip_used": method, "bias_correct": bias_correct,
                        "grid_shape": list(grid_shape), "grid_spacing_mm": grid_spacing,

@@ -98,6 +98,23 @@ PARALLEL_MIN_POINTS = 1 << 16  # fewer points than this are sampled in one piece
 KJI_ROWS = [2, 1, 0, 3]  # row order that turns a matrix's (i, j, k) output into torch's (k, j, i)
 
 
+def nodes_spanning(low: np.ndarray, high: np.ndarray, spacing: float) -> tuple[int, ...]:
+    """Node count per axis of a grid ``spacing`` apart from ``low`` that reaches ``high``
+    (at least 2 per axis)."""
+    return tuple(max(2, math.ceil((h - lo) / spacing - 1e-9) + 1)
+                 for lo, h in zip(np.asarray(low, dtype=np.float64),
+                                  np.asarray(high, dtype=np.float64), strict=True))
+
+
+def transform_points(points: torch.Tensor, matrix: torch.Tensor,
+                     shift: torch.Tensor | None = None) -> torch.Tensor:
+    """``points @ matrix.T + shift`` for points (..., 3) and a 3x3 ``matrix``, as three
+    broadcast multiply-adds: much faster on the CPU than a matrix product with 3 columns."""
+    out = points[..., 0:1] * matrix[:, 0]
+    out = out.addcmul_(points[..., 1:2], matrix[:, 1]).addcmul_(points[..., 2:3], matrix[:, 2])
+    return out if shift is None else out.add_(shift)
+
+
 def sample(volume: torch.Tensor, points: torch.Tensor, mode: str = "bilinear",
            padding_mode: str = "zeros", matrix: np.ndarray | torch.Tensor | None = None
            ) -> torch.Tensor:
@@ -111,7 +128,7 @@ def sample(volume: torch.Tensor, points: torch.Tensor, mode: str = "bilinear",
         grid = points.flip(-1)
     else:
         m = torch.as_tensor(matrix, dtype=points.dtype, device=points.device)[KJI_ROWS]
-        grid = points @ m[:3, :3].T + m[:3, 3]
+        grid = transform_points(points, m[:3, :3], m[:3, 3])
     return sample_kji(volume, grid, mode, padding_mode)
 
 

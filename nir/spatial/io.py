@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,6 +159,25 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+@contextmanager
+def atomic_files(paths: Iterable[str | Path]) -> Iterator[list[Path]]:
+    """Yield a temporary sibling for each of ``paths``; rename them all into place on success.
+
+    On any error (a signal turned into an exception included) every temporary file is removed
+    and no final path is touched, so a failed call leaves none of its outputs half-written.
+    """
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path in paths:
+            staged.append(atomic_path(path))
+        yield [tmp for tmp, _ in staged]
+        for tmp, final in staged:
+            commit(tmp, final)
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+
+
 def write_text(text: str, path: str | Path) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_write(path) as tmp:
@@ -172,8 +191,14 @@ def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
 
 def save_volume(data: np.ndarray | torch.Tensor, affine: np.ndarray, path: str | Path,
                 header: nib.nifti1.Nifti1Header | None = None, dtype: type | None = None,
-                intent: str | None = None) -> Path:
-    """Write ``data`` with ``affine`` (and the reference ``header``) atomically."""
+                intent: str | None = None, slope: float | None = None,
+                atomic: bool = True) -> Path:
+    """Write ``data`` with ``affine`` (and the reference ``header``) atomically.
+
+    ``slope`` stores integer ``data`` as ``data * slope`` (NIfTI ``scl_slope``).  With
+    ``atomic=False`` ``path`` is written in place: it is already a temporary file, e.g. one
+    of :func:`atomic_files`.
+    """
     if isinstance(data, torch.Tensor):
         data = data.detach().cpu().numpy()
     data = np.asarray(data)
@@ -188,8 +213,11 @@ def save_volume(data: np.ndarray | torch.Tensor, affine: np.ndarray, path: str |
     sform_code = int(hdr["sform_code"]) if hdr is not None and int(hdr["sform_code"]) > 0 else 1
     img.set_sform(affine, code=sform_code)
     img.set_qform(affine, code=sform_code)
-    if data.dtype.kind == "f":
-        img.header.set_slope_inter(1.0, 0.0)
+    if data.dtype.kind == "f" or slope is not None:
+        img.header.set_slope_inter(1.0 if slope is None else slope, 0.0)
+    if not atomic:
+        nib.save(img, str(path))
+        return Path(path)
     with atomic_write(path) as tmp:
         nib.save(img, str(tmp))
     return Path(path)

@@ -18,15 +18,15 @@ import numpy as np
 from nir.errors import NirInputError
 
 ID_REGEX = r"[A-Za-z0-9][A-Za-z0-9_-]*"
-SUBJECT_ID_PATTERN = rf"^{ID_REGEX}$"
+SUBJECT_ID_PATTERN = rf"^{ID_REGEX}$"  # as documented; matched whole, by re.fullmatch
 PAIR_SEPARATOR = "_to_"
 # a subject ID inside a pair ID: a safe ID without the separator, so pair IDs parse one way
 PAIR_MEMBER_REGEX = rf"[A-Za-z0-9](?:(?!{PAIR_SEPARATOR})[A-Za-z0-9_-])*"
-PAIR_MODES = ("all", "template", "random", "file")
+PAIR_MODES = ("all", "template", "random", "file", "none")
 SHEET_COLUMNS = ("subject", "t1w", "labels", "brainmask")
 DEFAULT_BIDS_T1W = "{subject}/anat/{subject}_T1w.nii.gz"
 
-_ID = re.compile(SUBJECT_ID_PATTERN)
+_ID = re.compile(ID_REGEX)
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class Pair:
 
 def check_id(value: str, source: str | Path, what: str = "subject ID") -> str:
     """Return ``value`` if it is a safe ID, else raise one error naming it and ``source``."""
-    if not isinstance(value, str) or not _ID.match(value):
+    if not isinstance(value, str) or not _ID.fullmatch(value):
         raise NirInputError(source, f"unsafe {what} {value!r}: IDs must match "
                                     f"{SUBJECT_ID_PATTERN} (letters, digits, '_' and '-')")
     return value
@@ -88,8 +88,9 @@ def _sheet_path(value: str, sheet: Path) -> Path | None:
     return path if path.is_absolute() else sheet.parent / path
 
 
-def read_sheet(path: str | Path) -> list[Subject]:
-    """Subjects from a TSV with columns ``subject``, ``t1w`` and optional ``labels``, ``brainmask``.
+def read_sheet(path: str | Path, extra_columns: tuple[str, ...] = ()) -> list[Subject]:
+    """Subjects from a TSV with columns ``subject``, ``t1w`` and optional ``labels``, ``brainmask``
+    (and ``extra_columns``, participant data such as a group, read elsewhere).
 
     Relative file paths are taken relative to the sheet's folder.
     """
@@ -99,10 +100,11 @@ def read_sheet(path: str | Path) -> list[Subject]:
     if missing:
         raise NirInputError(sheet, f"missing column(s) {', '.join(missing)} "
                                    f"(found: {', '.join(columns)})")
-    unknown = [c for c in columns if c not in SHEET_COLUMNS]
+    allowed = (*SHEET_COLUMNS, *extra_columns)
+    unknown = [c for c in columns if c not in allowed]
     if unknown:
         raise NirInputError(sheet, f"unknown column(s) {', '.join(unknown)} "
-                                   f"(allowed: {', '.join(SHEET_COLUMNS)})")
+                                   f"(allowed: {', '.join(allowed)})")
     subjects = []
     for row in rows:
         sid = check_id(row["subject"], sheet)
@@ -165,6 +167,17 @@ def check_suffix(subjects: list[Subject], suffix: str, source: str | Path) -> No
                                           "(preprocessed inputs are copied as they are)")
 
 
+def check_no_brainmask(subjects: list[Subject], source: str | Path) -> None:
+    """Raise for the first subject with a brain mask: preprocessed inputs are copied unchanged,
+    so the mask would be silently unused."""
+    for s in subjects:
+        if s.brainmask is not None:
+            raise NirInputError(s.brainmask, f"brain mask of subject {s.id!r} (from {source}) "
+                                             "would be unused with preprocessed: true, which "
+                                             "copies the inputs unchanged; drop the mask or set "
+                                             "preprocessed: false")
+
+
 def select_subjects(subjects: list[Subject], include: list[str] | None,
                     source: str | Path) -> list[Subject]:
     """The subjects listed in ``include`` (in cohort order), or all when ``include`` is empty."""
@@ -225,14 +238,17 @@ def read_pairs_file(path: str | Path, ids: list[str]) -> list[Pair]:
 def make_pairs(ids: list[str], mode: str = "all", template: str | None = None,
                k: int | None = None, seed: int = 0, file: str | Path | None = None) -> list[Pair]:
     """The (moving, fixed) pairs to register: ``all`` ordered pairs (n(n-1)), every subject onto
-    one ``template`` subject, ``random`` ``k`` distinct ordered pairs drawn with ``seed``, or those
-    listed in ``file``.  Subject IDs must not contain ``_to_``; pairs must be unique."""
+    one ``template`` subject, ``random`` ``k`` distinct ordered pairs drawn with ``seed``, those
+    listed in ``file``, or ``none``.  Subject IDs must not contain ``_to_``; pairs must be
+    unique."""
     if len(ids) < 2:
         raise NirInputError(None, f"a cohort needs at least 2 subjects, got {len(ids)}")
     for sid in ids:
         if PAIR_SEPARATOR in sid:
             raise NirInputError(None, f"subject ID {sid!r} contains {PAIR_SEPARATOR!r}, the "
                                       "separator of pair IDs ({moving}_to_{fixed}); rename it")
+    if mode == "none":  # no pairwise registrations (e.g. a template study)
+        return []
     if mode == "all":
         pairs = [Pair(m, f) for m, f in permutations(ids, 2)]
     elif mode == "template":
@@ -260,6 +276,15 @@ def demo_subject(sid: str, demo_dir: str | Path) -> Subject:
     return Subject(sid, anat / f"{sid}_T1w.nii.gz", anat / f"{sid}_dseg.nii.gz")
 
 
+def sheet_design_columns(config: dict) -> tuple[str, ...]:
+    """The group and covariate columns the sample sheet carries when the ``tbm`` section is on
+    and names no separate participants table."""
+    tbm = config.get("tbm") or {}
+    if not tbm.get("enabled") or tbm.get("participants"):
+        return ()
+    return (tbm.get("group_column", "group"), *tbm.get("covariates", []))
+
+
 def cohort_from_config(config: dict, demo_dir: str | Path) -> tuple[list[Subject], str]:
     """The subjects named by a validated workflow config and where they came from.
 
@@ -269,7 +294,8 @@ def cohort_from_config(config: dict, demo_dir: str | Path) -> tuple[list[Subject
     if "cohort" in config and "bids" in config:
         raise NirInputError(None, "set either 'cohort' or 'bids' in the config, not both")
     if "cohort" in config:
-        subjects, source = read_sheet(config["cohort"]), str(config["cohort"])
+        subjects = read_sheet(config["cohort"], sheet_design_columns(config))
+        source = str(config["cohort"])
     elif "bids" in config:
         bids = config["bids"]
         subjects = discover_bids(bids["root"], bids.get("labels"), bids.get("t1w"),

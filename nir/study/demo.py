@@ -7,11 +7,19 @@ noise inside the brain (the template is skull-stripped, and so are the subjects)
 (FreeSurfer-like IDs derived from the tissue probability maps) follows the same mapping with
 nearest-neighbour sampling, so it stays a valid label map.  Everything is deterministic given
 the seed; subject ``i`` does not depend on how many subjects are made.
+
+With ``groups=2`` the labels gain both hippocampi, subjects alternate between the groups
+``control`` (odd) and ``patient`` (even), and patients see the template through a known left
+hippocampal atrophy (:mod:`nir.study.atrophy`) of ``atrophy`` (a volume fraction; 0 gives a null
+cohort).  ``participants.tsv`` (subject, group, age) and, with atrophy, its true log det J map
+``atrophy_logjac.nii.gz`` and ``atrophy.json`` (the measured volume loss of the label) are
+written beside the sample sheet.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,10 +27,19 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from nir.spatial.io import atomic_write, save_volume
+from nir.errors import NirInputError
+from nir.preprocess.template import MNI152_KINDS, mni152_file
+from nir.spatial.geometry import nodes_spanning
+from nir.spatial.io import atomic_write, save_volume, write_text
+from nir.study.atrophy import (
+    ATROPHIED_LABEL,
+    label_volume_ratio,
+    log_jacobian,
+    paint_hippocampi,
+    sink_velocity,
+)
 from nir.study.cohort import Subject, demo_ids, demo_subject
 
-TEMPLATE_STEM = "mni_icbm152_{}_tal_nlin_sym_09a_converted.nii.gz"
 MARGIN_MM = 12.0
 SQUARING_STEPS = 7
 
@@ -38,6 +55,10 @@ LABELS = {
 CSF_LABEL = 24
 VENTRICLE_DEPTH_MM = 14.0
 DEEP_GREY_DEPTH_MM = 22.0
+GROUPS = ("control", "patient")
+AGE_RANGE = (60.0, 80.0)
+PARTICIPANTS = "participants.tsv"
+ATROPHY_TRUTH = "atrophy_logjac.nii.gz"
 
 
 @dataclass(frozen=True)
@@ -52,6 +73,23 @@ class DemoSettings:
     scale: float = 0.05
     bias: float = 0.15
     noise: float = 0.02
+    groups: int = 1
+    atrophy: float = 0.0
+
+    def check(self) -> DemoSettings:
+        """Raise NirInputError for a setting out of range."""
+        if self.spacing_mm <= 0:
+            raise NirInputError(None, f"spacing_mm must be positive, got {self.spacing_mm}")
+        for name in ("deformation_mm", "smoothness_mm", "rotation_deg", "translation_mm",
+                     "scale", "bias", "noise"):
+            if getattr(self, name) < 0:
+                raise NirInputError(None, f"{name} must not be negative")
+        if self.groups not in (1, 2):
+            raise NirInputError(None, f"groups must be 1 or 2, got {self.groups}")
+        if not 0 <= self.atrophy < 0.5 or (self.atrophy and self.groups != 2):
+            raise NirInputError(None, "atrophy must be in [0, 0.5) and needs groups 2, got "
+                                      f"{self.atrophy} with groups {self.groups}")
+        return self
 
 
 @dataclass
@@ -73,13 +111,6 @@ class SyntheticSubject:
     coords: np.ndarray
 
 
-def template_dir() -> Path:
-    """nilearn's folder of offline data files (holds the MNI152 2009 T1/GM/WM maps)."""
-    import nilearn
-
-    return Path(nilearn.__file__).parent / "datasets" / "data"
-
-
 def _resample(img: nib.Nifti1Image, affine: np.ndarray, shape: tuple[int, ...],
               spacing: float) -> np.ndarray:
     data = np.asarray(img.dataobj, dtype=np.float32)
@@ -96,7 +127,7 @@ def demo_grid(t1: nib.Nifti1Image, spacing: float) -> tuple[np.ndarray, tuple[in
     ijk = np.argwhere(np.asarray(t1.dataobj) > 0)
     corners = nib.affines.apply_affine(t1.affine, np.stack([ijk.min(0), ijk.max(0)]))
     low, high = corners.min(0) - MARGIN_MM, corners.max(0) + MARGIN_MM
-    shape = tuple(int(n) for n in np.ceil((high - low) / spacing).astype(int) + 1)
+    shape = nodes_spanning(low, high, spacing)
     affine = np.diag([spacing, spacing, spacing, 1.0])
     affine[:3, 3] = low
     return affine, shape
@@ -131,10 +162,11 @@ def tissue_labels(t1: np.ndarray, gm: np.ndarray, wm: np.ndarray, affine: np.nda
     return labels
 
 
-def load_template(spacing_mm: float = 2.0) -> Template:
-    """The MNI152 2009 T1 and derived labels, resampled to ``spacing_mm`` around the brain."""
-    folder = template_dir()
-    images = {k: nib.load(str(folder / TEMPLATE_STEM.format(k))) for k in ("t1", "gm", "wm")}
+def demo_template(spacing_mm: float = 2.0) -> Template:
+    """The demo's template: the MNI152 2009 T1 and labels derived from its tissue maps, resampled
+    to ``spacing_mm`` around the brain (the registration template is
+    :func:`nir.preprocess.template.load_template`)."""
+    images = {k: nib.load(str(mni152_file(k))) for k in MNI152_KINDS}
     affine, shape = demo_grid(images["t1"], spacing_mm)
     t1, gm, wm = (_resample(images[k], affine, shape, spacing_mm) for k in ("t1", "gm", "wm"))
     t1 = np.clip(t1, 0.0, None)
@@ -210,9 +242,10 @@ def rician(rng: np.random.Generator, image: np.ndarray, sigma: float) -> np.ndar
     return np.sqrt(real**2 + imag**2).astype(np.float32)
 
 
-def make_subject(template: Template, index: int, seed: int, settings: DemoSettings
-                 ) -> SyntheticSubject:
-    """Subject number ``index`` (1-based) of the cohort drawn with ``seed``."""
+def make_subject(template: Template, index: int, seed: int, settings: DemoSettings,
+                 atrophy: np.ndarray | None = None) -> SyntheticSubject:
+    """Subject number ``index`` (1-based) of the cohort drawn with ``seed``; ``atrophy`` is a
+    template-grid voxel displacement (3, *shape) the subject's anatomy is seen through."""
     rng = np.random.default_rng([seed, index])
     spacing = float(np.sqrt((template.affine[:3, :3] ** 2).sum(axis=0)).mean())
     brain = np.argwhere(template.labels > 0).mean(0)
@@ -220,6 +253,8 @@ def make_subject(template: Template, index: int, seed: int, settings: DemoSettin
     pose = random_pose(rng, settings, centre)
     disp = integrate_velocity(random_velocity(rng, template.t1.shape, spacing, settings))
     coords = subject_coords(pose, template.affine, disp)
+    if atrophy is not None:
+        coords = coords + np.stack([_sample(atrophy[c], coords) for c in range(3)])
     t1 = _sample(template.t1, coords, order=1, mode="constant")
     labels = _sample(template.labels, coords, order=0, mode="constant").astype(np.int16)
     brain = t1 > 0
@@ -239,19 +274,56 @@ def write_cohort_sheet(subjects: list[Subject], path: Path) -> None:
                              s.labels.relative_to(path.parent).as_posix()])
 
 
+def demo_group(index: int) -> str:
+    """The group of subject ``index`` (1-based) in a two-group demo: odd control, even patient."""
+    return GROUPS[(index - 1) % 2]
+
+
+def write_participants(ids: list[str], seed: int, path: Path) -> None:
+    """``participants.tsv``: subject, group (alternating) and a random age (no effect)."""
+    rng = np.random.default_rng([seed, 0])
+    with atomic_write(path) as tmp, tmp.open("w", newline="") as fh:
+        writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
+        writer.writerow(["subject", "group", "age"])
+        for index, sid in enumerate(ids, start=1):
+            writer.writerow([sid, demo_group(index), f"{rng.uniform(*AGE_RANGE):.1f}"])
+
+
+def atrophy_field(template: Template, settings: DemoSettings, out: Path
+                  ) -> np.ndarray | None:
+    """The patients' pull-back displacement exp(-v) (voxels), or None without atrophy; writes
+    the true log det J of the atrophy exp(v) to ``out``/ATROPHY_TRUTH."""
+    if not settings.atrophy:
+        return None
+    velocity = sink_velocity(template.t1.shape, template.affine, settings.atrophy)
+    shrink = integrate_velocity(velocity)
+    save_volume(log_jacobian(shrink), template.affine, out / ATROPHY_TRUTH, dtype=np.float32)
+    loss = 1.0 - label_volume_ratio(template.labels, ATROPHIED_LABEL, shrink)
+    write_text(json.dumps({"label": ATROPHIED_LABEL, "requested_volume_loss": settings.atrophy,
+                           "volume_loss": round(loss, 4)}, indent=1), out / "atrophy.json")
+    return integrate_velocity(-velocity)
+
+
 def write_demo(out_dir: str | Path, n_subjects: int, seed: int,
                settings: DemoSettings | None = None) -> list[Subject]:
     """Write ``sub-XX/anat/sub-XX_T1w.nii.gz`` and ``..._dseg.nii.gz`` per subject and
-    ``cohort.tsv`` under ``out_dir``; return the subjects."""
-    settings = settings or DemoSettings()
+    ``cohort.tsv`` under ``out_dir`` (and the two-group files, see above); return the subjects."""
+    settings = (settings or DemoSettings()).check()
     out = Path(out_dir)
-    template = load_template(settings.spacing_mm)
+    template = demo_template(settings.spacing_mm)
+    atrophy = None
+    if settings.groups == 2:
+        template.labels = paint_hippocampi(template.labels, template.affine)
+        atrophy = atrophy_field(template, settings, out)
     subjects = []
     for index, sid in enumerate(demo_ids(n_subjects), start=1):
         subject = demo_subject(sid, out)
-        made = make_subject(template, index, seed, settings)
+        patient = settings.groups == 2 and demo_group(index) == GROUPS[1]
+        made = make_subject(template, index, seed, settings, atrophy if patient else None)
         save_volume(made.t1, template.affine, subject.t1w, dtype=np.float32)
         save_volume(made.labels, template.affine, subject.labels, dtype=np.int16)
         subjects.append(subject)
     write_cohort_sheet(subjects, out / "cohort.tsv")
+    if settings.groups == 2:
+        write_participants([s.id for s in subjects], seed, out / PARTICIPANTS)
     return subjects

@@ -1,5 +1,6 @@
 # Cohort, pairs and output paths, computed once from the validated config by nir.study.cohort.
 import os
+import shlex
 import sys
 
 import pandas as pd
@@ -8,6 +9,7 @@ from snakemake.utils import validate
 from nir.study.cohort import (
     ID_REGEX,
     PAIR_MEMBER_REGEX,
+    check_no_brainmask,
     check_suffix,
     cohort_from_config,
     make_pairs,
@@ -26,6 +28,7 @@ if "cohort" in config:
              workflow.source_path("../schemas/cohort.schema.yaml"))
 if config["preprocessed"]:
     check_suffix(SUBJECT_LIST, ".nii.gz", COHORT_SOURCE)
+    check_no_brainmask(SUBJECT_LIST, COHORT_SOURCE)
 SUBJECTS = {s.id: s for s in SUBJECT_LIST}
 PAIRS = make_pairs(list(SUBJECTS), **config["pairs"])
 METHODS = parse_methods(config["methods"])
@@ -113,13 +116,20 @@ def registration_io(engine):
         inputs["env"] = f"{ANTS_VENV}/nir-ants-env.json"
     outputs = {kind: registered(kind) for kind in
                ("warped", "warped_labels", "warp", "jacobian", "summary")}
+    inputs["fixed_labels"] = preproc_labels("{fixed}")  # evaluation, convergence records
     if EVALUATE_IN_REGISTER:
-        inputs["fixed_labels"] = preproc_labels("{fixed}")
         outputs["metrics"] = METRICS_CSV
     return inputs, outputs
 
 
 METRICS_CSV = f"{R}/metrics/{{method}}/{PAIR}.csv"
+
+
+def kept(outputs):
+    """Register-rule outputs, with those the `outputs` config section does not keep marked
+    temp(): Snakemake deletes them once the jobs that read them (evaluation, QC panels) end."""
+    keep = config["outputs"]
+    return {kind: path if keep.get(kind, True) else temp(path) for kind, path in outputs.items()}
 
 
 def evaluate_shell(products):
@@ -132,6 +142,11 @@ def evaluate_shell(products):
         " --fixed {wildcards.fixed} --moving {wildcards.moving} --method {wildcards.method}"
         " --labels-set {params.labels_set:q} --out {output.metrics:q}"
     )
+
+
+def brainmask_flag(wc, input):
+    """Params function: ``--brainmask 'FILE'`` (shell-quoted) when the subject has a mask."""
+    return f"--brainmask {shlex.quote(input.brainmask)}" if input.brainmask else ""
 
 
 def preprocess_options():
@@ -152,6 +167,7 @@ TABLES = ("pairs.csv", "summary.csv", "summary.md", "summary.tex", "per_structur
 REPORTED_TABLES = {"summary.csv": "summary", "per_structure.csv": "per_structure",
                    "stats.csv": "stats"}
 FIGURES = ("dice_per_structure", "dice_vs_folding", "runtime")
+FIGURE_FORMATS = ("png", "svg", "pdf")  # nir.evaluation.figures.FORMATS
 SOFTWARE_VERSIONS = {ext: f"{R}/software/versions.{ext}" for ext in ("tsv", "html")}
 
 
@@ -174,3 +190,40 @@ def folder_of(kind, index=0):
     if kind == "input":
         return lambda wc, input: os.path.dirname(input[index])
     return lambda wc, output: os.path.dirname(output[index])
+
+
+# The paper outputs (paper.smk): methods with track_every > 0 and what the paper job writes.
+TRACKED = [m.name for m in METHODS.values() if m.engine == "nir" and m.nir_params().track_every]
+PAPER_TABLES = {  # name -> caption in workflow/report (None: not in the report)
+    "convergence.csv": "paper_convergence_records",
+    "ranking.csv": "paper_ranking_table",
+    "ranking.md": None,
+    "ranking.tex": "paper_ranking_table",
+    "summary.tex": "paper_summary_table",
+}
+PAPER_FIGURES = ("convergence", "ranking")
+PAPER_OUTPUTS = (
+    [f"{R}/paper/{name}" for name in PAPER_TABLES]
+    + [f"{R}/paper/{name}.{ext}" for name in PAPER_FIGURES for ext in FIGURE_FORMATS]
+    if TRACKED and PAIRS
+    else []
+)
+
+
+def paper_output(name):
+    """A paper table or figure; the figures and captioned tables go into the report."""
+    path = f"{R}/paper/{name}"
+    stem, ext = name.split(".", 1)
+    if ext in FIGURE_FORMATS:
+        return report(path, category="Paper", subcategory=ext.upper(),
+                      caption=f"../report/paper_{stem}.rst")
+    if PAPER_TABLES[name] is None:
+        return path
+    return report(path, category="Paper", subcategory="Tables",
+                  caption=f"../report/{PAPER_TABLES[name]}.rst")
+
+
+def round_outputs(kind, iteration="{iteration}"):
+    """One output kind of every subject's registration in template round ``iteration``
+    (TEMPLATE: template.smk, included when template.build is on)."""
+    return [TEMPLATE.registered(kind, iteration, s) for s in SUBJECTS]

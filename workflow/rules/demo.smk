@@ -6,6 +6,7 @@ if DEMO:
             t1w=[str(s.t1w) for s in SUBJECT_LIST],
             labels=[str(s.labels) for s in SUBJECT_LIST],
             sheet=f"{R}/demo/cohort.tsv",
+            participants=[f"{R}/demo/participants.tsv"] if config["demo"]["groups"] == 2 else [],
         params:
             out=lambda wc, output: os.path.dirname(output.sheet),
             n=config["demo"]["n_subjects"],

@@ -1,4 +1,5 @@
 # One job per subject: results/preprocess/{subject}/{subject}_preproc.nii.gz and _labels.nii.gz.
+# A subject's brain mask (sheet column brainmask, bids.brainmask) replaces brain extraction.
 if config["preprocessed"]:
 
     rule copy_preprocessed:
@@ -19,6 +20,7 @@ else:
         input:
             t1w=lambda wc: SUBJECTS[wc.subject].t1w,
             labels=lambda wc: SUBJECTS[wc.subject].labels,
+            brainmask=lambda wc: SUBJECTS[wc.subject].brainmask or [],
         output:
             image=preproc("{subject}"),
             labels=preproc_labels("{subject}"),
@@ -33,9 +35,10 @@ else:
             ),
         params:
             prefix=f"{R}/preprocess/{{subject}}/{{subject}}",
+            brainmask=brainmask_flag,
             options=preprocess_options(),
         log:
             f"{R}/logs/preprocess/{{subject}}.log",
         shell:
             "nir preprocess --t1w {input.t1w:q} --labels {input.labels:q} --out {params.prefix:q}"
-            " {params.options} > {log:q} 2>&1"
+            " {params.brainmask} {params.options} > {log:q} 2>&1"

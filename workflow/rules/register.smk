@@ -19,13 +19,15 @@ rule method_params:
 NIR_IO = registration_io("nir")
 ANTS_IO = registration_io("ants")
 EVALUATE_AFTER = f" && {evaluate_shell('output')} >> {{log:q}} 2>&1" if EVALUATE_IN_REGISTER else ""
-PAIR_ARGS = (  # the options of nir.commands.register.add_pair_arguments, shared by both verbs
+PAIR_ARGS = (  # options shared by both verbs; folding % is counted where fixed labels > 0
     "--fixed {input.fixed:q} --moving {input.moving:q}"
     " --moving-labels {input.moving_labels:q} --out {params.prefix:q}"
+    " --fixed-labels {input.fixed_labels:q} --warp-dtype {params.warp_dtype}"
 )
 NIR_SHELL = (
     f"nir register {PAIR_ARGS}"
-    " --config {input.params:q} --seed {params.seed} --device {params.device}"
+    " --config {input.params:q} --labels-set {params.labels_set:q}"  # as in convergence records
+    " --seed {params.seed} --device {params.device}"
     f" --threads {{threads}} --quiet > {{log:q}} 2>&1{EVALUATE_AFTER}"
 )
 ANTS_SHELL = (
@@ -41,9 +43,10 @@ rule register:
     input:
         **NIR_IO[0],
     output:
-        **NIR_IO[1],
+        **kept(NIR_IO[1]),
     params:
         prefix=f"{R}/register/{{method}}/{PAIR}/{PAIR}",
+        warp_dtype=config["outputs"]["warp_dtype"],
         seed=config["seed"],
         device=config["device"],
         labels_set=config["evaluation"]["labels_set"],
@@ -78,9 +81,10 @@ rule register_ants:
     input:
         **ANTS_IO[0],
     output:
-        **ANTS_IO[1],
+        **kept(ANTS_IO[1]),
     params:
         prefix=f"{R}/register/{{method}}/{PAIR}/{PAIR}",
+        warp_dtype=config["outputs"]["warp_dtype"],
         python=f"{ANTS_VENV}/bin/python",
         transform=lambda wc: METHODS[wc.method].options["transform"],
         seed=config["seed"],

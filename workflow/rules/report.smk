@@ -17,7 +17,7 @@ rule figures:
     input:
         [f"{R}/tables/{name}" for name in TABLES],
     output:
-        [figure_output(name, ext) for name in FIGURES for ext in ("png", "svg")],
+        [figure_output(name, ext) for name in FIGURES for ext in FIGURE_FORMATS],
     params:
         tables=folder_of("input"),
         out_dir=folder_of("output"),

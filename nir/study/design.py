@@ -1,0 +1,142 @@
+"""The group design of a morphometry study, read from a participants table at config time.
+
+The table is the sample sheet (a ``group`` column beside ``subject``, ``t1w``...) or a BIDS
+``participants.tsv`` (subjects in ``participant_id``).  Each analysed subject needs a group (one
+of exactly two) and a number for every covariate; each group needs at least two subjects.  Every
+problem is one NirInputError naming the table, the column and the subject.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nir.errors import NirInputError
+
+ID_COLUMNS = ("subject", "participant_id")
+MISSING = ("", "n/a", "na", "nan")
+
+
+@dataclass(frozen=True)
+class Design:
+    """Groups and covariates of the analysed subjects, in cohort order.
+
+    The contrast is ``levels[1] - levels[0]`` (e.g. patient - control).
+    """
+
+    subjects: tuple[str, ...]
+    groups: tuple[str, ...]
+    levels: tuple[str, str]
+    covariates: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def indicator(self) -> np.ndarray:
+        """1.0 for subjects of ``levels[1]``, 0.0 for ``levels[0]``."""
+        return np.array([g == self.levels[1] for g in self.groups], dtype=float)
+
+    def matrix(self) -> np.ndarray:
+        """(n, p) design: intercept, group indicator, then each covariate centred."""
+        columns = [np.ones(len(self.subjects)), self.indicator]
+        columns += [v - v.mean() for v in self.covariates.values()]
+        return np.column_stack(columns)
+
+    def columns(self) -> list[str]:
+        """Names of the design columns."""
+        return ["intercept", f"{self.levels[1]}-{self.levels[0]}", *self.covariates]
+
+
+def _read_table(path: Path) -> tuple[str, dict[str, dict[str, str]], list[str]]:
+    if not path.is_file():
+        raise NirInputError(path, "participants table does not exist")
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh, delimiter="\t")
+        rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+        columns = [c.strip() for c in reader.fieldnames or []]
+    id_column = next((c for c in ID_COLUMNS if c in columns), None)
+    if id_column is None:
+        raise NirInputError(path, f"needs a subject column ({' or '.join(ID_COLUMNS)}); "
+                                  f"found: {', '.join(columns)}")
+    return id_column, {row[id_column]: row for row in rows}, columns
+
+
+def _value(path: Path, rows: dict[str, dict[str, str]], sid: str, column: str,
+           id_column: str) -> str:
+    if sid not in rows:
+        raise NirInputError(path, f"subject {sid!r} has no row (column {id_column!r})")
+    value = rows[sid].get(column, "")
+    if value.lower() in MISSING:
+        raise NirInputError(path, f"column {column!r}: subject {sid!r} has no value")
+    return value
+
+
+def _levels(path: Path, column: str, groups: dict[str, str],
+            wanted: Sequence[str] | None) -> tuple[str, str]:
+    found = sorted(set(groups.values()))
+    if wanted:
+        if len(wanted) != 2 or wanted[0] == wanted[1]:
+            raise NirInputError(path, f"tbm.groups must name two different groups, got "
+                                      f"{list(wanted)}")
+        for sid, g in groups.items():
+            if g not in wanted:
+                raise NirInputError(path, f"column {column!r}: subject {sid!r} is in group "
+                                          f"{g!r}, not one of tbm.groups {list(wanted)}")
+        levels = (str(wanted[0]), str(wanted[1]))
+    elif len(found) != 2:
+        raise NirInputError(path, f"column {column!r} has {len(found)} group(s) "
+                                  f"({', '.join(found)}); the comparison needs exactly 2 "
+                                  "(list them in tbm.groups, reference first)")
+    else:
+        levels = (found[0], found[1])
+    for level in levels:
+        members = [sid for sid, g in groups.items() if g == level]
+        if len(members) < 2:
+            named = ", ".join(repr(s) for s in members) or "none"
+            raise NirInputError(path, f"column {column!r}: group {level!r} has "
+                                      f"{len(members)} subject(s) ({named}); each group needs "
+                                      "at least 2")
+    return levels
+
+
+def _covariate(path: Path, rows: dict[str, dict[str, str]], subjects: Sequence[str],
+               column: str, id_column: str) -> np.ndarray:
+    values = []
+    for sid in subjects:
+        text = _value(path, rows, sid, column, id_column)
+        try:
+            number = float(text)
+        except ValueError:
+            raise NirInputError(path, f"column {column!r}: subject {sid!r} has {text!r}, not "
+                                      "a number (code categories as numbers, e.g. sex 0/1)"
+                                ) from None
+        if not np.isfinite(number):
+            raise NirInputError(path, f"column {column!r}: subject {sid!r} has {text!r}")
+        values.append(number)
+    array = np.asarray(values)
+    if np.ptp(array) == 0:
+        raise NirInputError(path, f"covariate column {column!r} has the same value for every "
+                                  "subject; drop it")
+    return array
+
+
+def read_design(table: str | Path, subjects: Sequence[str], group_column: str = "group",
+                covariates: Sequence[str] = (), groups: Sequence[str] | None = None) -> Design:
+    """The design of ``subjects`` from ``table``; see the module docstring for the checks."""
+    path = Path(table)
+    id_column, rows, columns = _read_table(path)
+    for column in (group_column, *covariates):
+        if column not in columns:
+            raise NirInputError(path, f"no column {column!r} (found: {', '.join(columns)})")
+    by_subject = {sid: _value(path, rows, sid, group_column, id_column) for sid in subjects}
+    levels = _levels(path, group_column, by_subject, groups)
+    values = {c: _covariate(path, rows, subjects, c, id_column) for c in covariates}
+    design = Design(tuple(subjects), tuple(by_subject[s] for s in subjects), levels, values)
+    if np.linalg.matrix_rank(design.matrix()) < design.matrix().shape[1]:
+        raise NirInputError(path, f"covariates {list(covariates)} are collinear with the groups")
+    if len(subjects) <= design.matrix().shape[1]:
+        raise NirInputError(path, f"{len(subjects)} subjects leave no residual degrees of "
+                                  f"freedom for {design.matrix().shape[1]} model columns")
+    return design

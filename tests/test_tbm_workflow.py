@@ -1,0 +1,177 @@
+"""Template construction and TBM through the workflow: config-time errors for a bad design, and
+(slow) the two-group demo end to end: the atrophy found where it was put, a null cohort with no
+discoveries, and a template less biased than a single subject."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import yaml
+
+from nir.spatial.io import save_volume
+from nir.stats.tbm import voxelwise_tbm
+from nir.study.atrophy import region_in_world
+from nir.study.design import Design
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEFILE = ROOT / "workflow" / "Snakefile"
+TBM_CONFIG = ROOT / "config" / "tbm.yaml"
+PEAK_DISTANCE_MM = 5.0
+# the mean displacement to the final template, averaged over its foreground: under this bound,
+# and under a third of that to a single subject (iteration 0, template.initial: sub-01)
+TEMPLATE_BIAS_MM = 0.25
+
+
+def _snakemake(workdir: Path, config: Path, *extra: str, timeout: float = 1800
+               ) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir),
+               "--configfile", str(config), "--cores", "2", *extra]
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent),
+                                                   os.environ.get("PATH", "")])}
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def _sheet_cohort(tmp_path: Path, rows: list[str]) -> Path:
+    """Four tiny preprocessed subjects and a sample sheet with group and age columns."""
+    affine = np.diag([4.0, 4.0, 4.0, 1.0])
+    lines = ["subject\tt1w\tlabels\tgroup\tage"]
+    for i, extra in enumerate(rows, start=1):
+        sid = f"sub-{i:02d}"
+        image = np.zeros((12, 12, 12), np.float32)
+        image[3:9, 3:9, 3:9] = 1.0
+        save_volume(image, affine, tmp_path / f"{sid}_T1w.nii.gz")
+        save_volume((image > 0).astype(np.int16) * 2, affine, tmp_path / f"{sid}_dseg.nii.gz")
+        lines.append(f"{sid}\t{sid}_T1w.nii.gz\t{sid}_dseg.nii.gz\t{extra}")
+    sheet = tmp_path / "cohort.tsv"
+    sheet.write_text("\n".join(lines) + "\n")
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "cohort": str(sheet), "preprocessed": True, "pairs": {"mode": "none"},
+        "methods": {"nir": {"preset": "fast"}}, "template": {"build": True, "iterations": 1},
+        "tbm": {"enabled": True, "covariates": ["age"]}}))
+    return config
+
+
+@pytest.mark.parametrize(("rows", "expected"), [
+    (["a\t60", "b\t61", "a\t62", "a\t63"], ["'group'", "'b'", "'sub-02'", "at least 2"]),
+    (["a\t60", "b\t61", "\t62", "b\t63"], ["'group'", "'sub-03'", "no value"]),
+    (["a\t60", "b\t61", "a\tsixty", "b\t63"], ["'age'", "'sub-03'", "not a number"]),
+])
+def test_bad_design_stops_the_workflow_at_config_time(tmp_path: Path, rows: list[str],
+                                                      expected: list[str]) -> None:
+    done = _snakemake(tmp_path, _sheet_cohort(tmp_path, rows), "-n", timeout=300)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "NirInputError" in output and "cohort.tsv" in output
+    for part in expected:
+        assert part in output, output[-3000:]
+    assert not (tmp_path / "results").exists()  # no job ran
+
+
+def test_good_design_plans_one_job_per_subject_and_iteration(tmp_path: Path) -> None:
+    done = _snakemake(tmp_path, _sheet_cohort(tmp_path, ["a\t60", "b\t61", "a\t62", "b\t63"]),
+                      "-n", timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    counts = dict(line.split()[:2] for line in done.stdout.splitlines()
+                  if line.split()[:1] and line.split()[0].startswith(("template_", "tbm_")))
+    assert counts["template_register"] == "8"  # 4 subjects x rounds 0 and 1
+    assert counts["template_update"] == "1" and counts["tbm_glm"] == "1"
+
+
+@pytest.fixture(scope="module")
+def tbm_run(tmp_path_factory) -> Path:
+    """The make demo-tbm workflow (config/tbm.yaml) and its report, in a scratch folder
+    (NIR_TEST_TBM_RUN names the working folder of a finished run to check instead)."""
+    given = os.environ.get("NIR_TEST_TBM_RUN")
+    if given and (Path(given) / "results-tbm" / "report.html").exists():
+        return Path(given) / "results-tbm"
+    workdir = tmp_path_factory.mktemp("tbm")
+    for extra in ((), ("--report", str(workdir / "results-tbm" / "report.html"))):
+        done = _snakemake(workdir, TBM_CONFIG, *extra)
+        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return workdir / "results-tbm"
+
+
+def _final_iteration() -> int:
+    return int(yaml.safe_load(TBM_CONFIG.read_text())["template"]["iterations"])
+
+
+def _region(results: Path) -> tuple[np.ndarray, nib.Nifti1Image]:
+    tmap = nib.load(results / "tbm" / "tbm_t.nii.gz")
+    truth = nib.load(results / "demo" / "atrophy_logjac.nii.gz")
+    return region_in_world(truth, tmap.shape, tmap.affine), tmap
+
+
+UNDERPOWERED = pytest.mark.xfail(strict=True, reason=(
+    "measured: the fast preset at 2 mm recovers about a third of the simulated 15 % loss "
+    "(log-J -0.054 vs -0.15), t reaches -4.6 in the region with 6 + 6 subjects and no voxel "
+    "survives whole-brain FDR; see README, Study template and tensor-based morphometry"))
+
+
+@pytest.mark.slow
+@UNDERPOWERED
+def test_simulated_atrophy_is_found_where_it_was_put(tbm_run: Path) -> None:
+    region, tmap = _region(tbm_run)
+    significant = np.asarray(nib.load(tbm_run / "tbm" / "tbm_significant.nii.gz").dataobj) > 0
+    summary = json.loads((tbm_run / "tbm" / "tbm_summary.json").read_text())
+    assert significant.sum() > 0 and summary["peak_t"] < 0  # patients have less volume
+    region_mm = nib.affines.apply_affine(tmap.affine, np.argwhere(region))
+    distance = np.linalg.norm(region_mm - summary["peak_mm"], axis=1).min()
+    inside = (significant & region).sum() / significant.sum()
+    print(f"peak {summary['peak_mm']} t={summary['peak_t']:.2f}: {distance:.1f} mm from the "
+          f"region; {significant.sum()} significant voxels, {100 * inside:.0f} % inside")
+    assert distance <= PEAK_DISTANCE_MM
+    assert inside > 0.5
+    assert (tbm_run / "report.html").stat().st_size > 50_000
+    for name in ("tbm_tmap", "tbm_effect_sizes", "template_progress"):
+        assert (tbm_run / "figures" / f"{name}.png").stat().st_size > 5_000
+
+
+@pytest.mark.slow
+@UNDERPOWERED
+def test_left_hippocampus_volume_differs_and_the_right_does_not(tbm_run: Path) -> None:
+    import pandas as pd
+
+    tests = pd.read_csv(tbm_run / "tables" / "tbm_structures.csv")
+    jac = tests[tests["source"] == "jacobian"].set_index("structure")
+    assert jac.loc["Left-Hippocampus", "significant"]
+    assert jac.loc["Left-Hippocampus", "percent_difference"] < -5
+    assert not jac.loc["Right-Hippocampus", "significant"]
+
+
+@pytest.mark.slow
+def test_null_cohort_has_no_discoveries(tbm_run: Path, tmp_path: Path) -> None:
+    """Same generator, no atrophy: the six controls, split 3 + 3 at random (five seeds); with BH
+    at q = 0.05 any discovery should occur in at most about 1 of 20 such splits."""
+    controls = ["sub-01", "sub-03", "sub-05", "sub-07", "sub-09", "sub-11"]
+    final = f"iter-{_final_iteration():02d}"
+    jacobians = {s: tbm_run / "template" / final / "register" / s / f"{s}_jacobian.nii.gz"
+                 for s in controls}
+    counts = []
+    for seed in range(5):
+        order = np.random.default_rng(seed).permutation(controls)
+        groups = tuple("x" if i < 3 else "y" for i in range(6))
+        design = Design(tuple(order), groups, ("x", "y"))
+        result = voxelwise_tbm([jacobians[s] for s in order],
+                               tbm_run / "template" / "template_brainmask.nii.gz", design)
+        counts.append(result.summary["significant_voxels"])
+    print(f"null splits: significant voxels {counts}")
+    assert sum(c > 0 for c in counts) <= 1
+
+
+@pytest.mark.slow
+def test_template_is_less_biased_than_a_single_subject(tbm_run: Path) -> None:
+    rounds = [json.loads((tbm_run / "template" / f"iter-{k:02d}" / "round.json").read_text())
+              for k in range(_final_iteration() + 1)]
+    single, final = rounds[0]["mean_displacement_mm"], rounds[-1]["mean_displacement_mm"]
+    print(f"mean displacement to the template: single subject {single:.3f} mm, built "
+          f"{final:.3f} mm; sharpness {[r['sharpness'] for r in rounds]}")
+    assert final < TEMPLATE_BIAS_MM
+    assert final < single / 3

@@ -1,0 +1,16 @@
+"""Snakemake wrapper: the voxelwise GLM on the log-Jacobians (nir.stats.tbm)."""
+
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+from nir.stats.tbm import voxelwise_tbm, write_tbm
+from nir.study.design import read_design
+
+sm = snakemake  # noqa: F821 (injected by Snakemake's script directive)
+with open(sm.log[0], "w") as log, redirect_stdout(log), redirect_stderr(log):
+    design = read_design(sm.input.table, sm.params.subjects, **sm.params.design)
+    result = voxelwise_tbm(sm.input.jacobians, sm.input.mask, design, sm.params.fwhm_mm,
+                           sm.params.q)
+    write_tbm(result, sm.input.template, Path(sm.output.summary).parent, design.subjects,
+              sm.output.logjac)
+    print(result.summary)
