@@ -116,7 +116,6 @@ class _Phase:
     iterations: int
     window: int
     fraction: float = 1.0  # of the downsize grid per batch
-    field: str = "NF1"  # the field's name in progress bars
 
 
 def phases(params: RegistrationParams) -> list[_Phase]:
@@ -127,7 +126,7 @@ def phases(params: RegistrationParams) -> list[_Phase]:
                         params.coarse_ncc_window)
         fine = _Phase("fine", params.fine_sampler, params.fine_spacing_mm, params.fine_blur,
                       params.fine_lattice_mm, True, params.iterations, params.ncc_window,
-                      params.fine_batch_fraction, "NF2")
+                      params.fine_batch_fraction)
         return [coarse, fine]
     return [_Phase("fine", params.sampler, params.downsize_spacing_mm, params.coarse_blur,
                    params.lattice_mm, False, params.iterations, params.ncc_window)]
@@ -174,8 +173,8 @@ def _fit_phase(phase: _Phase, pair: _Pair, moving: torch.Tensor, norm_from_field
         sampler = RandomSampler(pair.fixed, pair.mask, params.random_points, generator)
     ctx = FitContext(pair.blurred(moving, sigma_mm)[None], norm_from_field,
                      pair.field_from_voxel, window)
-    log = fit(model, sampler, ctx, params, phase.iterations, f"{phase.field} {phase.sampler}",
-              progress, monitor)
+    label = f"NF{'2' if phase.fine else '1'} {phase.sampler}"
+    log = fit(model, sampler, ctx, params, phase.iterations, label, progress, monitor)
     model.requires_grad_(False)
     return model, log
 
