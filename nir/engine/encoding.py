@@ -6,10 +6,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from nir.engine.lattice import Region
+from nir.engine.lattice import AxisWeights, Region, interpolate_grid
 
 
 class FourierFeatures(nn.Module):
@@ -42,10 +41,10 @@ class GridFeatures(nn.Module):
     """Learnable multi-resolution feature grids aligned with a field's lattice.
 
     Level k is a grid of ``n_features`` channels whose nodes are ``2**k`` lattice spacings
-    apart, starting at the lattice's first node; it is read at every lattice node by trilinear
-    upsampling (level 0 is read as is).  The encoding concatenates the levels.  Unlike Fourier
-    features it has local capacity: a fine level can bend the field in one gyrus without
-    touching the next.
+    apart, starting at the lattice's first node; it is read at every lattice node by separable
+    linear interpolation (:func:`~nir.engine.lattice.interpolate_grid`; level 0 is read as
+    is).  The encoding concatenates the levels.  Unlike Fourier features it has local
+    capacity: a fine level can bend the field in one gyrus without touching the next.
 
     Args:
         shape: the lattice's node counts.
@@ -71,17 +70,18 @@ class GridFeatures(nn.Module):
         region = region or tuple(slice(0, n) for n in self.shape)
         out = []
         for level, grid in enumerate(self.grids):
-            factor = 2**level
-            first = [r.start // factor for r in region]
-            last = [max(f + 1, -(-(r.stop - 1) // factor)) for f, r in zip(first, region,
-                                                                           strict=True)]
-            part = grid[:, first[0]:last[0] + 1, first[1]:last[1] + 1, first[2]:last[2] + 1]
-            if factor > 1:
-                size = [(s - 1) * factor + 1 for s in part.shape[1:]]
-                part = F.interpolate(part[None], size=size, mode="trilinear",
-                                     align_corners=True)[0]
-            skip = [r.start - f * factor for f, r in zip(first, region, strict=True)]
-            out.append(part[:, skip[0]:skip[0] + region[0].stop - region[0].start,
-                            skip[1]:skip[1] + region[1].stop - region[1].start,
-                            skip[2]:skip[2] + region[2].stop - region[2].start])
+            if level == 0:
+                out.append(grid[:, region[0], region[1], region[2]])
+                continue
+            weights = [_level_weights(r, 2**level, n, grid.device)
+                       for r, n in zip(region, grid.shape[1:], strict=True)]
+            out.append(interpolate_grid(grid, weights))
         return torch.cat(out)
+
+
+def _level_weights(nodes: slice, factor: int, size: int, device: torch.device) -> AxisWeights:
+    """Linear interpolation weights of lattice nodes ``nodes`` along one axis from a level whose
+    ``size`` nodes lie ``factor`` lattice steps apart."""
+    position = torch.arange(nodes.start, nodes.stop, device=device, dtype=torch.float32) / factor
+    index = position.floor().clamp(max=size - 2).long()
+    return AxisWeights(index, position - index)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm import tqdm
 
+from nir.engine.corner_table import CornerTable
 from nir.engine.fields import NeuralField
 from nir.engine.lattice import Region
 from nir.engine.losses import (
@@ -25,7 +26,7 @@ from nir.engine.losses import (
 )
 from nir.engine.params import RegistrationParams
 from nir.engine.samplers import Batch
-from nir.spatial.geometry import KJI_ROWS, sample, sample_kji
+from nir.spatial.geometry import transform_points
 
 REGION_MARGIN_NODES = 2  # lattice nodes around a grid batch over which its field is evaluated
 
@@ -34,12 +35,12 @@ REGION_MARGIN_NODES = 2  # lattice nodes around a grid batch over which its fiel
 class FitContext:
     """What every iteration of a phase needs besides the field and the sampler.
 
-    ``moving`` is sampled at ``moving_norm_from_field`` (4x4) applied to phi(x).
+    ``moving`` is sampled at ``moving_voxel_from_field`` (4x4) applied to phi(x).
     ``field_from_voxel`` is the fixed grid's diagonal voxel -> field map.
     """
 
-    moving: torch.Tensor  # (1, I, J, K) moving intensities (possibly blurred or pre-warped)
-    moving_norm_from_field: torch.Tensor  # 4x4
+    moving: CornerTable  # moving intensities (possibly blurred or pre-warped)
+    moving_voxel_from_field: torch.Tensor  # 4x4, field -> moving voxel (i, j, k)
     field_from_voxel: torch.Tensor  # 4x4, diagonal
     window: tuple[int, int, int]  # local NCC window side along each axis, samples
 
@@ -104,20 +105,20 @@ def warped_samples(model: NeuralField, displacement: torch.Tensor, batch: Batch,
     """
     scale = torch.diagonal(ctx.field_from_voxel)[:3]
     shift = ctx.field_from_voxel[:3, 3]
+    m = ctx.moving_voxel_from_field
     if batch.axes is None:
         phi = model.at_points(displacement, batch.points * scale + shift, region)
-        return sample(ctx.moving, phi, matrix=ctx.moving_norm_from_field).movedim(0, 1)
+        return ctx.moving(transform_points(phi, m[:3, :3], m[:3, 3]).movedim(-1, 0))[:, None]
     axes = [ax * scale[a] + shift[a] for a, ax in enumerate(batch.axes)]
     u = model.at_grid(displacement, axes, region)  # (3, D, H, W)
-    # torch-ordered moving coordinates M (x + u) = (M x + t) + M u, M x summed axis by axis
-    m = ctx.moving_norm_from_field[KJI_ROWS]
+    # moving voxel coordinates M (x + u) = (M x + t) + M u, M x summed axis by axis
     size = u.shape[1:]
     coords = (m[:3, :3] @ u.reshape(3, -1)).reshape(3, *size) + m[:3, 3].view(3, 1, 1, 1)
     for a, axis in enumerate(axes):
         shape = [1, 1, 1, 1]
         shape[a + 1] = -1
         coords = coords + m[:3, a].view(3, 1, 1, 1) * axis.view(shape)
-    return sample_kji(ctx.moving, coords.permute(1, 2, 3, 0))[None]
+    return ctx.moving(coords)[None, None]
 
 
 def regularity(displacement: torch.Tensor, spacing: float,

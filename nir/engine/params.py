@@ -26,9 +26,9 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 # Named trade-offs of speed and accuracy: the fields each one changes from the defaults.
 # Seconds and Dice of each on real 1 mm pairs: benchmarks/register_pairs.py and the README.
 PRESETS: dict[str, dict[str, Any]] = {
-    "fast": {"coarse_iterations": 60, "iterations": 100},
+    "fast": {"coarse_iterations": 60, "iterations": 100, "fine_lattice_mm": 4.0},
     "default": {},
-    "accurate": {"fine_lattice_mm": 3.0, "iterations": 250},
+    "accurate": {"fine_lattice_mm": 2.5, "iterations": 300},
 }
 
 
@@ -59,7 +59,7 @@ class RegistrationParams:
     output_scale: float = 0.1  # network output x this = displacement/velocity, field units
     lattice_mm: float = 8.0  # NF1 is evaluated on a lattice of nodes this far apart, mm,
     #                          and read between them trilinearly
-    fine_lattice_mm: float = 4.0  # the same for the hybrid NF2, mm
+    fine_lattice_mm: float = 3.0  # the same for the hybrid NF2, mm
     ode_method: str = "midpoint"  # torchdiffeq fixed-step solver (velocity mode)
     ode_steps: int = 1  # solver steps over t in [0, 1] (velocity mode)
     precision: str = "auto"  # SIREN arithmetic: auto (bfloat16 on CUDA, float32 on CPU) |
@@ -67,7 +67,7 @@ class RegistrationParams:
     # --- sampling ------------------------------------------------------------------------
     sampler: str = "hybrid"  # random | downsize | minipatch | hybrid
     coarse_iterations: int = 100  # hybrid phase 1: NF1 with the downsize sampler
-    iterations: int = 200  # hybrid phase 2 (NF2), or all iterations otherwise
+    iterations: int = 250  # hybrid phase 2 (NF2), or all iterations otherwise
     downsize_spacing_mm: float = 4.0  # strided-grid step of phase 1 in mm (whole voxels per
     #                                   axis)
     coarse_blur: float = 0.5  # phase 1 images: Gaussian sigma = this x its step (0: none)

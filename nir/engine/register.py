@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from nir.engine.corner_table import CornerTable
 from nir.engine.fields import NeuralField
 from nir.engine.fit import FitContext, FitLog, fit
 from nir.engine.inference import dense_deformation, field_to_world_displacement
@@ -23,7 +24,7 @@ from nir.engine.samplers import DownsizeSampler, MinipatchSampler, RandomSampler
 from nir.engine.tracking import ConvergenceTracker, Monitor
 from nir.errors import NirInputError
 from nir.spatial.frame import FieldFrame
-from nir.spatial.geometry import sample
+from nir.spatial.geometry import sample, voxel_to_norm
 from nir.spatial.intensity import percentile_scale
 from nir.spatial.io import Volume, same_grid
 from nir.spatial.smoothing import gaussian_blur
@@ -171,8 +172,10 @@ def _fit_phase(phase: _Phase, pair: _Pair, moving: torch.Tensor, norm_from_field
                                    same_extent(params.patch_size, steps, minimum=2), generator)
     else:
         sampler = RandomSampler(pair.fixed, pair.mask, params.random_points, generator)
-    ctx = FitContext(pair.blurred(moving, sigma_mm)[None], norm_from_field,
-                     pair.field_from_voxel, window)
+    voxel_from_norm = torch.as_tensor(np.linalg.inv(voxel_to_norm(tuple(moving.shape))),
+                                      dtype=torch.float32, device=pair.device)
+    ctx = FitContext(CornerTable(pair.blurred(moving, sigma_mm)),
+                     voxel_from_norm @ norm_from_field, pair.field_from_voxel, window)
     label = f"NF{'2' if phase.fine else '1'} {phase.sampler}"
     log = fit(model, sampler, ctx, params, phase.iterations, label, progress, monitor)
     model.requires_grad_(False)
