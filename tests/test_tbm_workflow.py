@@ -12,6 +12,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -134,16 +135,26 @@ def test_simulated_atrophy_is_found_where_it_was_put(tbm_run: Path) -> None:
         assert (tbm_run / "figures" / f"{name}.png").stat().st_size > 5_000
 
 
-@pytest.mark.slow
-@UNDERPOWERED
-def test_left_hippocampus_volume_differs_and_the_right_does_not(tbm_run: Path) -> None:
-    import pandas as pd
+def _hippocampus_tests(results: Path) -> pd.DataFrame:
+    tests = pd.read_csv(results / "tables" / "tbm_structures.csv")
+    return tests[tests["source"] == "jacobian"].set_index("structure")
 
-    tests = pd.read_csv(tbm_run / "tables" / "tbm_structures.csv")
-    jac = tests[tests["source"] == "jacobian"].set_index("structure")
-    assert jac.loc["Left-Hippocampus", "significant"]
+
+@pytest.mark.slow
+def test_left_hippocampus_loses_volume_and_the_right_does_not(tbm_run: Path) -> None:
+    jac = _hippocampus_tests(tbm_run)
     assert jac.loc["Left-Hippocampus", "percent_difference"] < -5
     assert not jac.loc["Right-Hippocampus", "significant"]
+    assert abs(jac.loc["Right-Hippocampus", "percent_difference"]) < 2
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason=(
+    "borderline: the left-hippocampus group test (template labels x J, BH over structures) "
+    "gave q 0.038 with this engine and q 0.062 with the previous one; float-level changes to "
+    "the fit flip it (see README, Study template and tensor-based morphometry)"))
+def test_left_hippocampus_volume_difference_is_significant(tbm_run: Path) -> None:
+    assert _hippocampus_tests(tbm_run).loc["Left-Hippocampus", "significant"]
 
 
 @pytest.mark.slow
