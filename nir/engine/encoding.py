@@ -8,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from nir.engine.lattice import AxisWeights, Region, interpolate_grid
+from nir.engine.lattice import Lattice, Region, interpolate_grid
 
 
 class FourierFeatures(nn.Module):
@@ -73,15 +73,9 @@ class GridFeatures(nn.Module):
             if level == 0:
                 out.append(grid[:, region[0], region[1], region[2]])
                 continue
-            weights = [_level_weights(r, 2**level, n, grid.device)
-                       for r, n in zip(region, grid.shape[1:], strict=True)]
+            level_lattice = Lattice((0.0, 0.0, 0.0), float(2**level), tuple(grid.shape[1:]))
+            weights = [level_lattice.weights(a, torch.arange(r.start, r.stop, device=grid.device,
+                                                             dtype=torch.float32))
+                       for a, r in enumerate(region)]
             out.append(interpolate_grid(grid, weights))
         return torch.cat(out)
-
-
-def _level_weights(nodes: slice, factor: int, size: int, device: torch.device) -> AxisWeights:
-    """Linear interpolation weights of lattice nodes ``nodes`` along one axis from a level whose
-    ``size`` nodes lie ``factor`` lattice steps apart."""
-    position = torch.arange(nodes.start, nodes.stop, device=device, dtype=torch.float32) / factor
-    index = position.floor().clamp(max=size - 2).long()
-    return AxisWeights(index, position - index)
