@@ -24,7 +24,7 @@ from nir.engine.samplers import DownsizeSampler, MinipatchSampler, RandomSampler
 from nir.engine.tracking import ConvergenceTracker, Monitor
 from nir.errors import NirInputError
 from nir.spatial.frame import FieldFrame
-from nir.spatial.geometry import sample, voxel_to_norm
+from nir.spatial.geometry import norm_to_voxel, sample
 from nir.spatial.intensity import percentile_scale
 from nir.spatial.io import Volume, same_grid
 from nir.spatial.smoothing import gaussian_blur
@@ -172,8 +172,8 @@ def _fit_phase(phase: _Phase, pair: _Pair, moving: torch.Tensor, norm_from_field
                                    same_extent(params.patch_size, steps, minimum=2), generator)
     else:
         sampler = RandomSampler(pair.fixed, pair.mask, params.random_points, generator)
-    voxel_from_norm = torch.as_tensor(np.linalg.inv(voxel_to_norm(tuple(moving.shape))),
-                                      dtype=torch.float32, device=pair.device)
+    voxel_from_norm = torch.as_tensor(norm_to_voxel(tuple(moving.shape)), dtype=torch.float32,
+                                      device=pair.device)
     ctx = FitContext(CornerTable(pair.blurred(moving, sigma_mm)),
                      voxel_from_norm @ norm_from_field, pair.field_from_voxel, window)
     label = f"NF{'2' if phase.fine else '1'} {phase.sampler}"

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
 
-from nir.spatial.geometry import apply_matrix, sample, voxel_to_norm
+from nir.spatial.geometry import apply_matrix, sample, voxel_sizes, voxel_to_norm
 
 DEFAULT_LEVELS_MM = (4.0, 2.0)
 DEFAULT_ITERATIONS = (120, 60)
@@ -117,7 +117,7 @@ def _with_gradient(image: torch.Tensor) -> torch.Tensor:
 def _pool(image: np.ndarray, affine: np.ndarray, level_mm: float,
           dev: torch.device) -> tuple[torch.Tensor, np.ndarray]:
     """Block-average ``image`` to about ``level_mm`` voxels; returns (tensor, affine)."""
-    spacing = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    spacing = voxel_sizes(affine)
     factor = [max(1, round(level_mm / s)) for s in spacing]
     t = torch.as_tensor(image, dtype=torch.float32, device=dev)[None, None]
     pooled = F.avg_pool3d(t, factor, stride=factor, ceil_mode=True, count_include_pad=False)[0]

@@ -20,6 +20,7 @@ from nir.preprocess.reorient import from_canonical, to_canonical
 from nir.preprocess.resample import resample_image, resample_labels
 from nir.preprocess.template import DEFAULT_GRID_SHAPE, common_grid, load_template
 from nir.preprocess.transform_files import write_affine_text, write_itk_affine
+from nir.spatial.geometry import voxel_sizes
 from nir.spatial.intensity import percentile_scale
 from nir.spatial.io import load_labels, load_volume, save_volume
 from nir.summary import versions, write_json
@@ -66,7 +67,7 @@ def preprocess_subject(t1w: str | Path, out_prefix: str | Path, labels: str | Pa
         tpl = load_template(template)
     with timed("reorient"):
         native, affine, ornt = to_canonical(vol.data.numpy(), vol.affine)
-        spacing = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+        spacing = voxel_sizes(affine)
     with timed("brain_extraction"):
         if given is None:
             mask, method = brain_mask(native, spacing, skull_strip, dev)

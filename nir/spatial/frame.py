@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from nir.spatial.geometry import fixed_to_moving_norm, voxel_to_norm
+from nir.spatial.geometry import fixed_to_moving_norm, voxel_sizes, voxel_to_norm
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class FieldFrame:
 
     @classmethod
     def from_affine(cls, shape: tuple[int, int, int], affine: np.ndarray) -> FieldFrame:
-        spacing = tuple(float(s) for s in np.sqrt((affine[:3, :3] ** 2).sum(axis=0)))
+        spacing = tuple(float(s) for s in voxel_sizes(affine))
         return cls(tuple(int(n) for n in shape), spacing, np.asarray(affine, np.float64))
 
     @property

@@ -29,6 +29,11 @@ def norm_to_voxel(shape: tuple[int, int, int]) -> np.ndarray:
     return np.linalg.inv(voxel_to_norm(shape))
 
 
+def voxel_sizes(affine: np.ndarray) -> np.ndarray:
+    """Voxel size in mm along i, j, k of a voxel-to-world ``affine``."""
+    return np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
+
+
 def norm_to_world(shape: tuple[int, int, int], affine: np.ndarray) -> np.ndarray:
     """4x4 matrix mapping normalised coords of a grid to world RAS mm."""
     return affine @ norm_to_voxel(shape)

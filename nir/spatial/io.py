@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from nir.errors import NirInputError
+from nir.spatial.geometry import voxel_sizes
 
 if TYPE_CHECKING:  # pandas is only needed by callers that build frames
     import pandas as pd
@@ -38,7 +39,7 @@ class Volume:
     @property
     def spacing(self) -> np.ndarray:
         """Voxel size in mm along i, j, k."""
-        return np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0))
+        return voxel_sizes(self.affine)
 
 
 def _read(path: str | Path) -> tuple[nib.spatialimages.SpatialImage, np.ndarray]:

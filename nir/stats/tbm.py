@@ -14,6 +14,7 @@ import numpy as np
 from scipy import ndimage
 
 from nir.errors import NirInputError
+from nir.spatial.geometry import voxel_sizes
 from nir.spatial.io import load_labels, load_volume, same_grid, save_volume, write_text
 from nir.stats.glm import fdr, fit_contrast
 from nir.study.design import Design
@@ -52,7 +53,7 @@ def voxelwise_tbm(jacobians: Sequence[str | Path], mask_path: str | Path, design
     voxels of the mask at least EDGE_MM inside it; the group contrast's t, p, FDR-adjusted p (q),
     discoveries and effect (log-J difference)."""
     mask_volume = load_labels(mask_path)
-    spacing = np.sqrt((mask_volume.affine[:3, :3] ** 2).sum(axis=0))
+    spacing = voxel_sizes(mask_volume.affine)
     shell = max(1, round(EDGE_MM / float(spacing.min())))
     mask = ndimage.binary_erosion(mask_volume.data.numpy() > 0, iterations=shell)
     smoothed, folded = [], 0

@@ -16,6 +16,8 @@ import nibabel as nib
 import numpy as np
 from scipy import integrate, optimize, special
 
+from nir.spatial.geometry import voxel_sizes
+
 HIPPOCAMPUS_CENTRES_MM = {17: (-26.0, -21.0, -14.0), 53: (27.0, -20.0, -14.0)}
 HIPPOCAMPUS_SEMI_AXES_MM = (6.0, 16.0, 7.0)
 ATROPHIED_LABEL = 17  # the left hippocampus
@@ -71,7 +73,7 @@ def sink_velocity(shape: tuple[int, ...], affine: np.ndarray, volume_loss: float
     speed_over_rho = np.where(rho > 1e-3, rate * mass / safe**3, rate / 3.0)
     axes = np.asarray(HIPPOCAMPUS_SEMI_AXES_MM)[:, None, None, None]
     velocity_mm = -speed_over_rho * u * axes
-    spacing = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))[:, None, None, None]
+    spacing = voxel_sizes(affine)[:, None, None, None]
     return (velocity_mm / spacing).astype(np.float32)
 
 

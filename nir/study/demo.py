@@ -29,7 +29,7 @@ from scipy import ndimage
 
 from nir.errors import NirInputError
 from nir.preprocess.template import MNI152_KINDS, mni152_file
-from nir.spatial.geometry import nodes_spanning
+from nir.spatial.geometry import nodes_spanning, voxel_sizes
 from nir.spatial.io import atomic_write, save_volume, write_text
 from nir.study.atrophy import (
     ATROPHIED_LABEL,
@@ -114,7 +114,7 @@ class SyntheticSubject:
 def _resample(img: nib.Nifti1Image, affine: np.ndarray, shape: tuple[int, ...],
               spacing: float) -> np.ndarray:
     data = np.asarray(img.dataobj, dtype=np.float32)
-    src_spacing = float(np.sqrt((img.affine[:3, :3] ** 2).sum(axis=0)).mean())
+    src_spacing = float(voxel_sizes(img.affine).mean())
     if spacing > src_spacing:
         data = ndimage.gaussian_filter(data, 0.4 * spacing / src_spacing)
     vox = np.linalg.inv(img.affine) @ affine
@@ -137,7 +137,7 @@ def tissue_labels(t1: np.ndarray, gm: np.ndarray, wm: np.ndarray, affine: np.nda
                   ) -> np.ndarray:
     """FreeSurfer-like labels from tissue probabilities: left/right cerebral WM and cortex, deep
     grey (thalamus IDs), deep CSF (lateral ventricles), cerebellum, and other CSF (24)."""
-    spacing = float(np.sqrt((affine[:3, :3] ** 2).sum(axis=0)).mean())
+    spacing = float(voxel_sizes(affine).mean())
     brain = ndimage.binary_fill_holes(t1 > 0.05 * t1.max())
     csf = np.clip(1.0 - gm - wm, 0.0, 1.0)
     tissue = np.argmax(np.stack([wm, gm, csf]), axis=0)  # 0 WM, 1 GM, 2 CSF
@@ -247,7 +247,7 @@ def make_subject(template: Template, index: int, seed: int, settings: DemoSettin
     """Subject number ``index`` (1-based) of the cohort drawn with ``seed``; ``atrophy`` is a
     template-grid voxel displacement (3, *shape) the subject's anatomy is seen through."""
     rng = np.random.default_rng([seed, index])
-    spacing = float(np.sqrt((template.affine[:3, :3] ** 2).sum(axis=0)).mean())
+    spacing = float(voxel_sizes(template.affine).mean())
     brain = np.argwhere(template.labels > 0).mean(0)
     centre = nib.affines.apply_affine(template.affine, brain)
     pose = random_pose(rng, settings, centre)

@@ -29,7 +29,7 @@ from nir.errors import NirInputError
 from nir.evaluation.labels import ASEG_STRUCTURES
 from nir.evaluation.metrics import dice_per_label, mean_dice
 from nir.spatial.displacement import load_warp
-from nir.spatial.geometry import sample
+from nir.spatial.geometry import sample, voxel_sizes
 from nir.spatial.io import Volume, load_labels, load_volume, same_grid
 from nir.spatial.warp import moving_coordinates, warp_image
 
@@ -54,7 +54,7 @@ class Grid:
 
     @property
     def spacing(self) -> np.ndarray:
-        return np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0))
+        return voxel_sizes(self.affine)
 
 
 def normalised(data: torch.Tensor) -> torch.Tensor:
