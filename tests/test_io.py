@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
+
 import nibabel as nib
 import numpy as np
 import pytest
 
 from nir.errors import NirInputError
-from nir.spatial.io import load_labels, load_volume
+from nir.spatial.io import load_labels, load_volume, save_volume
 
 
 def _write(path, data, slope=None, inter=0.0):
@@ -59,3 +61,18 @@ def test_truncated_data_is_unreadable(tmp_path):
     for load in (load_volume, load_labels):
         with pytest.raises(NirInputError, match="unreadable"):
             load(path)
+
+
+def test_written_gz_is_a_standard_gzip_of_the_nifti_and_smaller_for_a_background(tmp_path):
+    data = np.zeros((40, 30, 20, 1, 3), np.float32)
+    data[10:30, 5:25, 5:15] = np.random.default_rng(3).normal(size=(20, 20, 10, 1, 3))
+    affine = np.diag([1.0, 1.2, 0.9, 1.0])
+    for name in ("warp.nii.gz", "warp.nii"):
+        save_volume(data, affine, tmp_path / name, intent="vector")
+    plain = (tmp_path / "warp.nii").read_bytes()
+    packed = (tmp_path / "warp.nii.gz").read_bytes()
+    assert gzip.decompress(packed) == plain  # any gzip reader sees the same NIfTI bytes
+    assert len(packed) < 0.5 * len(plain)
+    img = nib.load(str(tmp_path / "warp.nii.gz"))
+    np.testing.assert_array_equal(np.asarray(img.dataobj), data)
+    np.testing.assert_allclose(img.affine, affine, atol=1e-6)

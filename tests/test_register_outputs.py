@@ -148,15 +148,15 @@ DRIVER = textwrap.dedent('''
 
         pair.register = register
     else:  # write: every NIfTI takes 2 s more once written to its temporary file
-        import nibabel
-        real_save = nibabel.save
+        from nir.spatial import io
+        real_write = io.write_nifti
 
-        def save(img, path):
-            real_save(img, path)
+        def write_nifti(img, path):
+            real_write(img, path)
             marker.touch()
             time.sleep(2)
 
-        nibabel.save = save
+        io.write_nifti = write_nifti
     from nir.cli import main
     sys.exit(main(sys.argv[3:]))
 ''')

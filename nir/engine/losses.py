@@ -23,14 +23,18 @@ def widths(width: Width) -> tuple[int, int, int]:
 
 
 def box_sum(volume: torch.Tensor, width: Width) -> torch.Tensor:
-    """Sum over every valid window (``width`` per axis) of (B, C, D, H, W), by running sums."""
+    """Sum over every valid window (``width`` per axis) of (B, C, D, H, W), by running sums.
+
+    Each axis's running sum is written after one zero slice, so every window is the difference
+    of two slices of it.
+    """
     out = volume
     for dim, w in zip((2, 3, 4), widths(width), strict=True):
-        total = out.cumsum(dim)
         n = out.shape[dim]
-        head = total.narrow(dim, w - 1, n - w + 1)
-        out = torch.cat([head.narrow(dim, 0, 1),
-                         head.narrow(dim, 1, n - w) - total.narrow(dim, 0, n - w)], dim)
+        total = out.new_empty((*out.shape[:dim], n + 1, *out.shape[dim + 1:]))
+        total.narrow(dim, 0, 1).zero_()
+        torch.cumsum(out, dim, out=total.narrow(dim, 1, n))
+        out = total.narrow(dim, w, n - w + 1) - total.narrow(dim, 0, n - w + 1)
     return out
 
 

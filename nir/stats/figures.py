@@ -38,14 +38,18 @@ def template_progress_figure(progress: pd.DataFrame, affine_dice: float | None =
 
 def tmap_figure(tmap: str | Path, template: str | Path, summary: dict[str, Any]) -> Figure:
     """Orthogonal slices through the peak of the t-map over the template; thresholded at the
-    FDR threshold when any voxel survives, else unthresholded."""
+    smallest significant |t| (FWE or FDR, as the summary says) when any voxel survives, else
+    unthresholded."""
     from nilearn import plotting
 
     fig = plt.figure(figsize=(9, 3.4))
     threshold = summary.get("t_threshold")
     count = summary["significant_voxels"]
-    title = (f"t ({summary['contrast']}), FDR q<{summary['q']}: {count} voxels"
-             if threshold else f"t ({summary['contrast']}): no voxel survives FDR q<{summary['q']}")
+    fwe = summary.get("correction_method") == "fwe"
+    level = f"FWE p≤{summary['q']}" if fwe else f"FDR q≤{summary['q']}"
+    stat = "pseudo-t" if fwe and summary.get("variance_fwhm_mm") else "t"
+    title = (f"{stat} ({summary['contrast']}), {level}: {count} voxels" if threshold
+             else f"{stat} ({summary['contrast']}): no voxel survives {level}")
     plotting.plot_stat_map(str(tmap), bg_img=str(template), cut_coords=summary["peak_mm"],
                            threshold=threshold, display_mode="ortho", figure=fig,
                            title=title, draw_cross=False, black_bg=False, annotate=True)

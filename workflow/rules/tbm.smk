@@ -1,7 +1,8 @@
 # Group statistics on the template (tbm.enabled): voxelwise GLM on the smoothed log-Jacobians
-# (BH-FDR), per-structure volumes with the group test, and their figures. The design is read
-# and checked here, at config time (nir.study.design): a bad group or covariate stops the run
-# before any job.
+# (FWE by Freedman-Lane max-T permutation of a variance-smoothed pseudo-t, or BH-FDR with
+# tbm.correction: fdr), per-structure volumes with the group test (BH-FDR), and their figures.
+# The design is read and checked here, at config time (nir.study.design): a bad group or
+# covariate stops the run before any job.
 from nir.errors import NirInputError
 from nir.study.design import read_design
 
@@ -41,6 +42,10 @@ rule tbm_glm:
         subjects=list(SUBJECTS),
         fwhm_mm=TBM["fwhm_mm"],
         q=TBM["q"],
+        correction=TBM["correction"],
+        permutations=TBM["permutations"],
+        variance_fwhm_mm=TBM["variance_fwhm_mm"],
+        seed=config["seed"],
     log:
         f"{R}/logs/tbm/glm.log",
     script:
