@@ -1,7 +1,5 @@
 """``python -m nir`` runs the command line."""
 
-import sys
+from nir.cli import entry
 
-from nir.cli import main
-
-sys.exit(main())
+entry()
