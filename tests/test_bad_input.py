@@ -85,13 +85,19 @@ def test_bad_parameter_file(good, tmp_path, capsys) -> None:
 def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch) -> None:
     import nibabel as nib
 
+    from nir.spatial import io
+
     def boom(*_args, **_kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(nib, "save", boom)
-    target = tmp_path / "x.nii.gz"
-    with pytest.raises(OSError):
-        save_volume(np.ones((3, 3, 3), np.float32), np.eye(4), target)
+    class FullDisk:  # the gzip stream fails once its file is open
+        compress = flush = boom
+
+    monkeypatch.setattr(nib, "save", boom)  # .nii goes through nibabel
+    monkeypatch.setattr(io.zlib, "compressobj", lambda *_args: FullDisk())  # .nii.gz: ours
+    for name in ("x.nii", "x.nii.gz"):
+        with pytest.raises(OSError, match="disk full"):
+            save_volume(np.ones((3, 3, 3), np.float32), np.eye(4), tmp_path / name)
     assert list(tmp_path.iterdir()) == []
 
 
