@@ -33,20 +33,20 @@ def smooth_in_mask(data: np.ndarray, mask: np.ndarray, fwhm_mm: float,
                    spacing: Sequence[float]) -> np.ndarray:
     """Gaussian smoothing of ``data`` restricted to ``mask`` (normalised convolution: values
     outside the mask neither leak in nor dilute the border); zero outside the mask."""
-    if fwhm_mm <= 0:
+    mask = np.asarray(mask, bool)
+    if fwhm_mm <= 0 or not mask.any():
         return np.where(mask, data, 0.0)
-    sigma = [fwhm_mm * FWHM_TO_SIGMA / s for s in spacing]
-    weight = ndimage.gaussian_filter(mask.astype(np.float64), sigma)
-    total = ndimage.gaussian_filter(np.where(mask, data, 0.0).astype(np.float64), sigma)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(mask, total / weight, 0.0)
+    out = np.zeros(mask.shape)
+    out[mask] = MaskSmoother(mask, fwhm_mm, spacing)(np.asarray(data, np.float64)[mask])
+    return out
 
 
 class MaskSmoother:
-    """:func:`smooth_in_mask` as a linear map of the values at the mask's voxels (in
-    ``mask``'s C order): the normalising weight image is computed once, and the volume is cropped
-    to the mask's bounding box plus the kernel's reach (the same numbers, less work). A callable
-    for :func:`nir.stats.permutation.freedman_lane`."""
+    """Gaussian smoothing restricted to a mask (normalised convolution) as a linear map of the
+    values at the mask's voxels (in ``mask``'s C order): the normalising weight image is
+    computed once, and the volume is cropped to the mask's bounding box plus the kernel's reach
+    (the same numbers, less work). :func:`smooth_in_mask` applies it to a volume; it is also the
+    variance smoother of :func:`nir.stats.permutation.freedman_lane`."""
 
     def __init__(self, mask: np.ndarray, fwhm_mm: float, spacing: Sequence[float]) -> None:
         if fwhm_mm <= 0:
