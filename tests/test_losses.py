@@ -9,10 +9,9 @@ import torch.nn.functional as F
 from nir.engine.losses import (
     box_sum,
     box_sum_adjoint,
-    det3,
-    diffusion_energy,
-    folding_penalty,
-    jacobian_columns,
+    displacement_gradients,
+    lattice_det,
+    lattice_regularity,
     local_ncc,
 )
 from nir.spatial.jacobian import jacobian_determinant_map
@@ -52,13 +51,16 @@ def test_lattice_jacobian_of_a_linear_map_is_its_determinant() -> None:
     a = torch.tensor([[1.2, 0.1, 0.0], [0.0, 0.9, 0.2], [0.1, 0.0, 1.1]])
     x = torch.stack(torch.meshgrid(*[torch.arange(6.0)] * 3, indexing="ij")) * 0.5
     u = torch.einsum("ij,jabc->iabc", a - torch.eye(3), x)  # phi(x) = A x
-    det = det3(*jacobian_columns(u, 0.5))
+    det = lattice_det(u, 0.5)
     assert det.shape == (5, 5, 5)
     torch.testing.assert_close(det, torch.linalg.det(a).expand_as(det), atol=1e-5, rtol=0)
     flip = torch.diag(torch.tensor([-1.0, 1.0, 1.0])) @ a
     flipped = torch.einsum("ij,jabc->iabc", flip - torch.eye(3), x)
-    penalty = folding_penalty(det3(*jacobian_columns(flipped, 0.5)))
+    assert float(lattice_regularity(u, 0.5, folding=1.0)) == 0.0
+    penalty = lattice_regularity(flipped, 0.5, folding=1.0)  # mean ReLU(-det J) = det A
     assert abs(float(penalty) - float(torch.linalg.det(a))) < 1e-4
+    change = lattice_regularity(u, 0.5, folding=0.0, volume=1.0)  # mean |1 - det J|
+    assert abs(float(change) - abs(1.0 - float(torch.linalg.det(a)))) < 1e-4
 
 
 def test_world_jacobian_honours_the_affine() -> None:
@@ -72,9 +74,32 @@ def test_world_jacobian_honours_the_affine() -> None:
 
 def test_diffusion_energy_is_the_squared_displacement_gradient() -> None:
     x = torch.stack(torch.meshgrid(*[torch.arange(6.0)] * 3, indexing="ij")) * 0.5
-    assert float(diffusion_energy(*jacobian_columns(torch.zeros_like(x), 0.5))) == 0.0
-    assert float(diffusion_energy(*jacobian_columns(torch.full_like(x, 3.0), 0.5))) == 0.0
+    energy = lambda u: float(lattice_regularity(u, 0.5, folding=0.0, smoothness=1.0))  # noqa: E731
+    assert energy(torch.zeros_like(x)) == 0.0
+    assert energy(torch.full_like(x, 3.0)) == 0.0
     gradient = torch.tensor([[0.1, 0.0, 0.2], [0.0, -0.1, 0.0], [0.3, 0.0, 0.0]])
     u = torch.einsum("ij,jabc->iabc", gradient, x)  # u(x) = G x: ||grad u||_F^2 = sum G^2
-    energy = float(diffusion_energy(*jacobian_columns(u, 0.5)))
-    assert abs(energy - float((gradient**2).sum())) < 1e-5
+    assert abs(energy(u) - float((gradient**2).sum())) < 1e-5
+
+
+def _regularity_by_autograd(u: torch.Tensor, spacing: float, folding: float, volume: float,
+                            smoothness: float) -> torch.Tensor:
+    """The regularity loss written with torch's own determinant, for autograd to differentiate."""
+    d = displacement_gradients(u, spacing)
+    jac = torch.stack(d, -1).movedim(0, -2) + torch.eye(3, dtype=u.dtype)  # (..., row, column)
+    det = torch.linalg.det(jac)
+    return (folding * torch.relu(-det).mean() + volume * (1 - det).abs().mean()
+            + smoothness * sum((g * g).sum() for g in d) / det.numel())
+
+
+def test_regularity_gradient_is_the_analytic_one() -> None:
+    g = torch.Generator().manual_seed(3)
+    u = (0.4 * torch.randn(3, 6, 7, 5, generator=g, dtype=torch.float64)).requires_grad_(True)
+    assert 0.05 < float((lattice_det(u.detach(), 0.5) <= 0).double().mean()) < 0.95
+    for weights in [(10.0, 0.0, 0.4), (1.0, 2.0, 0.0), (0.0, 0.0, 1.0), (3.0, 1.0, 0.5)]:
+        ours = lattice_regularity(u, 0.5, *weights)
+        reference = _regularity_by_autograd(u, 0.5, *weights)
+        torch.testing.assert_close(ours, reference, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(torch.autograd.grad(ours, u)[0],
+                                   torch.autograd.grad(reference, u)[0], rtol=1e-10, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda w: lattice_regularity(w, 0.5, 10.0, 1.0, 0.4), (u,))

@@ -14,15 +14,11 @@ from nir.engine.corner_table import CornerTable
 from nir.engine.fields import NeuralField
 from nir.engine.lattice import Region
 from nir.engine.losses import (
-    det3,
-    diffusion_energy,
     fixed_window_sums,
-    folding_penalty,
     global_ncc,
-    jacobian_columns,
+    lattice_regularity,
     local_ncc,
     ncc_width,
-    volume_change,
 )
 from nir.engine.params import RegistrationParams
 from nir.engine.samplers import Batch
@@ -124,14 +120,8 @@ def warped_samples(model: NeuralField, displacement: torch.Tensor, batch: Batch,
 def regularity(displacement: torch.Tensor, spacing: float,
                params: RegistrationParams) -> torch.Tensor:
     """Folding (and volume) penalty plus diffusion energy of the field on its lattice."""
-    columns = jacobian_columns(displacement, spacing)
-    det = det3(*columns)
-    loss = params.folding_weight * folding_penalty(det)
-    if params.volume_weight:
-        loss = loss + params.volume_weight * volume_change(det)
-    if params.smoothness_weight:
-        loss = loss + params.smoothness_weight * diffusion_energy(*columns)
-    return loss
+    return lattice_regularity(displacement, spacing, params.folding_weight,
+                              params.volume_weight, params.smoothness_weight)
 
 
 def fit(model: NeuralField, sampler: object, ctx: FitContext, params: RegistrationParams,

@@ -10,6 +10,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from nir.spatial.jacobian import det3
+
 NCC_EPS = 1e-5
 
 Width = int | Sequence[int]  # a window side, the same along the three axes or one per axis
@@ -114,41 +116,90 @@ def global_ncc(fixed: torch.Tensor, warped: torch.Tensor, eps: float = NCC_EPS) 
     return 1.0 - cc
 
 
-def jacobian_columns(displacement: torch.Tensor,
-                     spacing: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The columns of d phi / d x, phi = x + u, by forward differences on a lattice.
+def displacement_gradients(displacement: torch.Tensor,
+                           spacing: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """du/dx_a for a = 0, 1, 2 by forward differences on a lattice, one per cell.
 
-    ``displacement`` (3, n0, n1, n2) holds u at nodes ``spacing`` apart (same units as u).
-    Each column is (n0-1, n1-1, n2-1, 3).
+    ``displacement`` (3, n0, n1, n2) holds u at nodes ``spacing`` apart (same units as u).  Each
+    result is (3, n0-1, n1-1, n2-1): its row r is du_r/dx_a.
     """
     u = displacement
     base = u[:, :-1, :-1, :-1]
-    columns = []
-    for axis, diff in enumerate((u[:, 1:, :-1, :-1], u[:, :-1, 1:, :-1], u[:, :-1, :-1, 1:])):
-        column = ((diff - base) / spacing).movedim(0, -1)
-        columns.append(column + torch.eye(3, dtype=u.dtype, device=u.device)[axis])
-    return columns[0], columns[1], columns[2]
+    shifted = (u[:, 1:, :-1, :-1], u[:, :-1, 1:, :-1], u[:, :-1, :-1, 1:])
+    d0, d1, d2 = ((s - base) / spacing for s in shifted)
+    return d0, d1, d2
 
 
-def diffusion_energy(d0: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor) -> torch.Tensor:
-    """mean ||d phi / d x - I||_F^2: the squared gradient of the displacement."""
-    eye = torch.eye(3, dtype=d0.dtype, device=d0.device)
-    return sum(((d - eye[k]) ** 2).sum(-1) for k, d in enumerate((d0, d1, d2))).mean()
+def _jacobian_entries(gradients: Sequence[torch.Tensor]) -> list[list[torch.Tensor]]:
+    """The entries [row][column] of d phi / d x = I + du/dx from displacement_gradients."""
+    return [[g[r] + 1.0 if r == a else g[r] for a, g in enumerate(gradients)]
+            for r in range(3)]
 
 
-def det3(c0: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor) -> torch.Tensor:
-    """Determinant of 3x3 matrices given as their three columns (..., 3)."""
-    a, d, g = c0.unbind(-1)
-    b, e, h = c1.unbind(-1)
-    c, f, i = c2.unbind(-1)
-    return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
+def lattice_det(displacement: torch.Tensor, spacing: float) -> torch.Tensor:
+    """det(d phi / d x), phi = x + u, in every cell of a lattice, (n0-1, n1-1, n2-1)."""
+    return det3(_jacobian_entries(displacement_gradients(displacement, spacing)))
 
 
-def folding_penalty(det: torch.Tensor) -> torch.Tensor:
-    """mean ReLU(-det J): how far the map folds."""
-    return F.relu(-det).mean()
+def _cofactor(m: list[list[torch.Tensor]], r: int, a: int, out: torch.Tensor) -> torch.Tensor:
+    """d det / d m[r][a] of 3x3 matrices given by their entries, written into ``out``."""
+    (r0, r1), (a0, a1) = [i for i in range(3) if i != r], [i for i in range(3) if i != a]
+    first, second = ((a0, a1), (a1, a0)) if (r + a) % 2 == 0 else ((a1, a0), (a0, a1))
+    torch.mul(m[r0][first[0]], m[r1][first[1]], out=out)
+    return out.addcmul_(m[r0][second[0]], m[r1][second[1]], value=-1.0)
 
 
-def volume_change(det: torch.Tensor) -> torch.Tensor:
-    """mean |1 - det J|: how much the map changes local volume."""
-    return (1.0 - det).abs().mean()
+class _LatticeRegularity(torch.autograd.Function):
+    """folding x mean ReLU(-det J) + volume x mean |1 - det J| + smoothness x mean ||du/dx||^2
+    over a lattice's cells, with the gradient written out: d det / d J is the cofactor
+    matrix, and a forward difference hands its gradient back to its two nodes."""
+
+    @staticmethod
+    def forward(ctx: Any, displacement: torch.Tensor, spacing: float, folding: float,
+                volume: float, smoothness: float) -> torch.Tensor:
+        gradients = displacement_gradients(displacement, spacing)
+        det = det3(_jacobian_entries(gradients))
+        loss = displacement.new_zeros(())
+        if folding:
+            loss = loss + folding * F.relu(-det).mean()
+        if volume:
+            loss = loss + volume * (1.0 - det).abs().mean()
+        if smoothness:
+            loss = loss + smoothness * sum((g * g).sum() for g in gradients) / det.numel()
+        ctx.save_for_backward(*gradients, det)
+        ctx.settings = (displacement.shape, spacing, folding, volume, smoothness)
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        *gradients, det = ctx.saved_tensors
+        shape, spacing, folding, volume, smoothness = ctx.settings
+        scale = grad / (det.numel() * spacing)  # a difference's gradient is 1 / spacing
+        coef = torch.zeros_like(det)
+        if folding:
+            coef = coef - folding * (det < 0).to(det.dtype)
+        if volume:
+            coef = coef - volume * torch.sign(1.0 - det)
+        coef = coef * scale
+        m = _jacobian_entries(gradients)
+        out = det.new_zeros(shape)
+        cells = tuple(slice(0, n - 1) for n in shape[1:])
+        node_grad = det.new_empty((3, *det.shape))
+        for a, g in enumerate(gradients):
+            for r in range(3):
+                _cofactor(m, r, a, node_grad[r])
+            node_grad.mul_(coef)
+            if smoothness:
+                node_grad.addcmul_(g, 2.0 * smoothness * scale)
+            ahead = list(cells)
+            ahead[a] = slice(1, shape[a + 1])
+            out[(slice(None), *ahead)] += node_grad
+            out[(slice(None), *cells)] -= node_grad
+        return out, None, None, None, None
+
+
+def lattice_regularity(displacement: torch.Tensor, spacing: float, folding: float,
+                       volume: float = 0.0, smoothness: float = 0.0) -> torch.Tensor:
+    """``folding`` x mean ReLU(-det J) + ``volume`` x mean |1 - det J| + ``smoothness`` x mean
+    ||du/dx||_F^2 over the cells of a lattice; ``displacement`` as in displacement_gradients."""
+    return _LatticeRegularity.apply(displacement, spacing, folding, volume, smoothness)

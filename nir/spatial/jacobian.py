@@ -25,8 +25,8 @@ def _derivative(f: torch.Tensor, axis: int, start: int, stop: int) -> torch.Tens
     return torch.cat(pieces, dim=axis)
 
 
-def _det3(m: list[list[torch.Tensor]]) -> torch.Tensor:
-    """Determinant from the entries m[row][column], expanded like :func:`nir.engine.losses.det3`."""
+def det3(m: list[list[torch.Tensor]]) -> torch.Tensor:
+    """Determinant of 3x3 matrices given by their entries m[row][column] (tensors alike)."""
     (a, b, c), (d, e, f), (g, h, i) = m
     return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
 
@@ -51,5 +51,5 @@ def jacobian_determinant_map(displacement_ras: torch.Tensor, affine: np.ndarray)
                       for axis, n in ((1, d.shape[1]), (2, d.shape[2]))]
             rows.append([combine(grads, [inv[a][w] for a in range(3)], float(c == w))
                          for w in range(3)])
-        detj[slab] = _det3(rows)
+        detj[slab] = det3(rows)
     return detj
