@@ -9,7 +9,10 @@ import sys
 import pytest
 
 CHURN = """
-import resource, sys, torch
+import ctypes, resource, sys
+PR_SET_THP_DISABLE = 41  # count 4 kB pages: no transparent huge page may stand in for 512
+assert ctypes.CDLL(None).prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0
+import torch
 from nir.allocator import retain_freed_memory
 torch.set_num_threads(1)
 if sys.argv[1] == "retain":
@@ -32,6 +35,7 @@ def _minor_faults(mode: str) -> int:
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
                     reason="mallopt is glibc's")
 def test_retaining_freed_memory_avoids_faulting_it_in_again() -> None:
-    default, retained = _minor_faults("default"), _minor_faults("retain")
-    assert default > PAGES_WRITTEN // 3, default  # glibc hands the pages back, then refaults
-    assert retained < PAGES_WRITTEN // 10, retained  # kept: only the first round faults
+    """Kept, only the first round faults its pages in.  (glibc's own choice varies from run to
+    run with the heap's layout: 34k to 373k faults here, so it is not asserted.)"""
+    retained = _minor_faults("retain")
+    assert retained < PAGES_WRITTEN // 10, retained
