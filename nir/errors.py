@@ -15,4 +15,5 @@ class NirInputError(ValueError):
 
 
 class NirRunError(RuntimeError):
-    """An external tool (ANTs) failed or was killed; the message says which run and how."""
+    """A run failed: an external tool (ANTs) failed or was killed, or a fit diverged; the
+    message says which run and how."""

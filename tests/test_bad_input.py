@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
+import torch
 
 from nir.cli import main
+from nir.engine.fit import LatticeStep
 from nir.engine.params import load_params
+from nir.errors import NirInputError
 from nir.spatial.io import save_volume
 
 
@@ -80,6 +85,33 @@ def test_bad_parameter_file(good, tmp_path, capsys) -> None:
     with pytest.raises(ValueError, match="unknown parameter"):
         cfg.write_text("itrations: 3\n")
         load_params(cfg)
+
+
+@pytest.mark.parametrize("line,problem", [
+    ("lr_final_ratio: -0.5", "lr_final_ratio must be in (0, 1]"),
+    ("fourier_sigma: 0.0", "fourier_sigma and fine_fourier_sigma must be > 0"),
+    ("folding_weight: -1.0", "folding_weight, volume_weight and smoothness_weight must be >= 0"),
+    ("output_scale: .nan", "output_scale must be > 0"),
+    ("random_points: 0", "random_points must be >= 1"),
+])
+def test_out_of_range_parameters_are_refused(line, problem, tmp_path) -> None:
+    cfg = tmp_path / "params.yaml"
+    cfg.write_text(line + "\n")
+    with pytest.raises(NirInputError, match=re.escape(problem)) as caught:
+        load_params(cfg)
+    assert str(cfg) in str(caught.value)
+
+
+def test_a_diverging_fit_stops_with_one_line_naming_the_pair(good, tmp_path, capsys,
+                                                              monkeypatch) -> None:
+    fixed, moving = good
+    nan = torch.tensor(float("nan"), requires_grad=True)
+    monkeypatch.setattr(LatticeStep, "__call__", lambda self, batch, log: nan * 1.0)
+    code, err = _register(capsys, tmp_path, fixed, moving)
+    assert code == 1
+    assert err.count("\n") == 1 and "diverged" in err
+    assert str(moving) in err and str(fixed) in err and "iteration 1" in err
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
 def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch) -> None:

@@ -257,9 +257,21 @@ def test_evaluate_writes_documented_rows(pair_files, monkeypatch):
     assert value["after", "all", "folding_percent"] == pytest.approx(100 / 288, rel=1e-5)
     assert value["after", "all", "seconds"] == 12.5
     assert value["after", "all", "peak_rss_mb"] == 300.0
+    assert value["after", "all", "peak_memory_mb"] == 300.0  # on the CPU: the peak RSS
     assert set(table["device"]) == {"cpu"}
     assert set(table["method"]) == {"nir"} and set(table["pair"]) == {"sub-01_to_sub-02"}
     assert set(table.loc[table["structure"] == "all", "label"]) == {-1}
+
+
+def test_evaluate_counts_gpu_memory_for_a_cuda_run(pair_files, monkeypatch):
+    summary = {"seconds": 3.0, "peak_rss_mb": 2100.0, "device": "cuda:0", "peak_device_mb": 812.5}
+    pair_files["s"].write_text(json.dumps(summary))
+    out = pair_files["dir"] / "pair.csv"
+    assert _run(monkeypatch, [*_base_args(pair_files, out), "--method", "nir",
+                              "--jacobian", pair_files["j"], "--summary", pair_files["s"]]) == 0
+    value = pd.read_csv(out).set_index(["stage", "structure", "metric"])["value"]
+    assert value["after", "all", "peak_memory_mb"] == 812.5
+    assert value["after", "all", "peak_rss_mb"] == 2100.0
 
 
 def test_evaluate_affine_needs_no_jacobian(pair_files, monkeypatch):

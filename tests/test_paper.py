@@ -16,8 +16,15 @@ from matplotlib.colors import to_rgba
 
 from nir import cli
 from nir.errors import NirInputError
-from nir.evaluation.convergence import convergence_curves, read_convergence, summary_key
+from nir.evaluation.convergence import (
+    convergence_curves,
+    flattening,
+    read_convergence,
+    summary_key,
+)
 from nir.evaluation.figures import method_palette
+from nir.evaluation.panel_figure import panels_figure, read_panels
+from nir.evaluation.paper import panels_of_one_pair
 from nir.evaluation.paper_figures import convergence_figure, ranking_figure
 from nir.evaluation.ranking import aspect_rank, ranking_latex, ranking_markdown, ranking_table
 from nir.evaluation.tables import (
@@ -55,10 +62,20 @@ def tables_dir(tmp_path: Path) -> Path:
                                                    "folding_percent": 0.0})
             rows += _rows(pair, method, "after", {
                 "mean_dice": dice + shift, "folding_percent": folding, "sdlogj": sdlogj,
-                "seconds": seconds + i, "peak_rss_mb": mb})
+                "seconds": seconds + i, "peak_rss_mb": mb, "peak_memory_mb": mb})
     folder = tmp_path / "tables"
     write_csv(pd.DataFrame(rows, columns=list(COLUMNS)), folder / "pairs.csv")
     return folder
+
+
+def test_memory_is_ranked_on_gpu_peaks_for_cuda_runs(tables_dir: Path) -> None:
+    comparison = _comparison(tables_dir)
+    on_gpu = comparison["method"] == "random"
+    comparison.loc[on_gpu, "device"] = "cuda:0"
+    table = ranking_table(comparison).set_index("method")
+    assert table.loc["random", "memory_measure"] == "GPU"
+    assert table.loc["hybrid", "memory_measure"] == "CPU RSS"
+    assert "memory measure" in ranking_markdown(ranking_table(comparison))
 
 
 def _summary(root: Path, method: str, pair: str, dice: list[float]) -> Path:
@@ -110,6 +127,7 @@ def test_ranking_ranks_each_aspect_and_tests_against_the_best(tables_dir: Path) 
     tied = aspect_rank(pd.DataFrame({"a_mean": [1.0, 1.0, np.nan], "b_mean": [2.0, 2.0, 0.0]}),
                        ("a", "b"), higher=False)
     assert tied.tolist() == [1, 1, 3]  # exact ties share a rank; a missing value ranks last
+    assert set(table["memory_measure"]) == {"CPU RSS"}
     stats = stats_table(comparison).set_index(["method_a", "method_b"])
     # hybrid is best; downsize sorts before it, so that test is stored as (downsize, hybrid)
     assert table.loc["downsize", "p_holm_vs_best"] == stats.loc[("downsize", "hybrid"), "p_holm"]
@@ -183,12 +201,67 @@ def test_paper_command_writes_every_table_and_figure(tables_dir: Path, tmp_path:
     out = tmp_path / "paper"
     assert cli.main(["paper", "--tables", str(tables_dir), "--summaries", *map(str, summaries),
                      "--out-dir", str(out)]) == 0
-    for name in ("convergence.csv", "ranking.csv", "ranking.md", "ranking.tex", "summary.tex"):
+    for name in ("convergence.csv", "convergence_end.csv", "ranking.csv", "ranking.md",
+                 "ranking.tex", "summary.tex"):
         assert (out / name).stat().st_size > 0
-    for name in ("convergence", "ranking"):
+    for name in ("convergence", "ranking", "panels"):
         for ext in ("png", "svg", "pdf"):
             assert (out / f"{name}.{ext}").stat().st_size > 1000
     assert pd.read_csv(out / "convergence.csv")["mean_dice"].tolist() == [0.5, 0.8]
     unknown = [_summary(tmp_path / "register", "other", PAIRS[0], [0.5])]
     assert cli.main(["paper", "--tables", str(tables_dir), "--summaries", *map(str, unknown),
                      "--out-dir", str(out)]) == 2
+
+
+def _slices(root: Path, method: str, pair: str, records: int) -> Path:
+    """A slices file as nir register writes it (nir.engine.panels), of ``records`` records."""
+    path = root / method / pair / f"{pair}_convergence.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(records)
+    detj = 1 + 0.2 * rng.standard_normal((records, 12, 14))
+    detj[-1, 3, 4] = -0.3  # one folded voxel in the last record
+    np.savez_compressed(path, iteration=np.arange(records) * 10,
+                        phase=np.array(["start"] + ["fine"] * (records - 1)),
+                        mean_dice=np.linspace(0.5, 0.7, records),
+                        folding_percent=np.linspace(0.0, 0.01, records), axis=np.asarray(2),
+                        index=np.asarray(7), fixed=rng.random((12, 14)),
+                        warped=rng.random((records, 12, 14)), detj=detj)
+    return path
+
+
+def test_panels_figure_shows_every_record_of_the_chosen_pair(tables_dir: Path,
+                                                            tmp_path: Path) -> None:
+    root = tmp_path / "register"
+    summaries = [_summary(root, m, PAIRS[0], [0.5, 0.8]) for m in ("hybrid", "downsize")]
+    panels = [_slices(root, "hybrid", PAIRS[0], 4), _slices(root, "downsize", PAIRS[0], 3),
+              _slices(root, "hybrid", PAIRS[1], 2)]
+    pair, chosen = panels_of_one_pair(panels)
+    assert pair == sorted(PAIRS[:2])[0] and set(chosen) == {"hybrid", "downsize"}
+    fig = panels_figure(chosen, pair, ["downsize", "hybrid"])
+    images = [ax for ax in fig.axes if ax.images]
+    assert len(images) == 2 * (3 + 4)  # an image and a det J map per record
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert "Dice 0.700\ndet J≤0 0.0100 %" in texts
+    out = tmp_path / "paper"
+    argv = ["paper", "--tables", str(tables_dir), "--summaries", *map(str, summaries),
+            "--panels", *map(str, panels), "--out-dir", str(out)]
+    assert cli.main([*argv, "--panel-pair", PAIRS[1]]) == 0
+    assert (out / "panels.png").stat().st_size > 1000
+    assert cli.main([*argv, "--panel-pair", "sub-09_to_sub-01"]) == 2
+    broken = root / "ants" / PAIRS[0] / f"{PAIRS[0]}_convergence.npz"
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"not an npz")
+    with pytest.raises(NirInputError, match="unreadable convergence slices"):
+        read_panels(broken)
+
+
+def test_flattening_reports_the_late_change_of_each_curve() -> None:
+    records = pd.DataFrame({"method": ["a"] * 5, "pair": ["p"] * 5,
+                            "iteration": [0, 25, 50, 75, 100], "phase": ["fine"] * 5,
+                            "seconds": [0.0, 1, 2, 3, 4],
+                            "mean_dice": [0.5, 0.7, 0.75, 0.78, 0.785],
+                            "folding_percent": [0.0, 0.0, 0.001, 0.002, 0.004]})
+    end = flattening(convergence_curves(records)).set_index("method")
+    assert end.loc["a", "from_iteration"] == 75 and end.loc["a", "last_iteration"] == 100
+    assert end.loc["a", "late_dice_gain"] == pytest.approx(0.005)
+    assert end.loc["a", "late_folding_change"] == pytest.approx(0.002)

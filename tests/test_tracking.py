@@ -126,3 +126,17 @@ def test_register_command_records_what_evaluate_measures_and_changes_nothing(
     assert last["folding_percent"] == pytest.approx(after.loc["folding_percent", "value"],
                                                     abs=1e-6)
     assert first["mean_dice"] == pytest.approx(before.loc["mean_dice", "value"], abs=1e-6)
+
+    # the Fig 5 slices: one per record, the last one a slice of the written outputs
+    assert not (tmp_path / "a_convergence.npz").exists()
+    with np.load(tmp_path / "c_convergence.npz") as slices:
+        assert slices["iteration"].tolist() == [r["iteration"] for r in convergence["records"]]
+        assert slices["mean_dice"].tolist() == [r["mean_dice"] for r in convergence["records"]]
+        axis, index = int(slices["axis"]), int(slices["index"])
+        warped = np.asarray(nib.load(tmp_path / "c_warped.nii.gz").dataobj)
+        detj = np.asarray(nib.load(tmp_path / "c_jacobian.nii.gz").dataobj)
+        np.testing.assert_allclose(slices["warped"][-1], np.take(warped, index, axis),
+                                   atol=1e-5)
+        np.testing.assert_allclose(slices["detj"][-1], np.take(detj, index, axis), atol=1e-6)
+        assert slices["warped"].shape[0] == len(convergence["records"])
+        assert not np.allclose(slices["warped"][0], slices["warped"][-1])

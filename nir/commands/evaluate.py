@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="region for folding %% and SDlogJ (default: the brain, fixed "
                              "labels > 0, as in the nir register summary)")
     parser.add_argument("--summary", type=Path, metavar="S.json",
-                        help="registration summary JSON (seconds, peak_rss_mb, device)")
+                        help="registration summary JSON (seconds, peak_rss_mb, device, "
+                             "peak_device_mb)")
     parser.add_argument("--pair", required=True, help="pair ID, e.g. sub-01_to_sub-02")
     parser.add_argument("--fixed", default="", help="fixed subject name")
     parser.add_argument("--moving", default="", help="moving subject name")
@@ -127,6 +128,9 @@ def evaluate(args: argparse.Namespace) -> pd.DataFrame:
              ("after", PAIR_STRUCTURE, PAIR_LABEL, "peak_rss_mb",
               _number(summary, "peak_rss_mb", args.summary))]
     device = str(summary.get("device") or "")
+    on_gpu = device.startswith("cuda") and summary.get("peak_device_mb") is not None
+    rows.append(("after", PAIR_STRUCTURE, PAIR_LABEL, "peak_memory_mb",
+                 _number(summary, "peak_device_mb" if on_gpu else "peak_rss_mb", args.summary)))
     frame = pd.DataFrame(rows, columns=["stage", "structure", "label", "metric", "value"])
     frame.insert(0, "pair", args.pair)
     frame.insert(1, "fixed", args.fixed)

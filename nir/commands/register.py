@@ -9,7 +9,7 @@ import torch
 
 from nir.device import resolve_device
 from nir.engine.pair import register_files
-from nir.engine.params import MODES, PRESETS, SAMPLERS, load_params
+from nir.engine.params import FIELDS, MODES, PRESETS, SAMPLERS, load_params
 from nir.errors import NirInputError
 from nir.spatial.displacement import WARP_DTYPES
 from nir.termination import terminate_as_error
@@ -27,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=tuple(PRESETS),
                         help="speed/accuracy trade-off (default: default); --config and the "
                              "flags below override single parameters")
+    parser.add_argument("--field", choices=FIELDS,
+                        help="engine: lattice (default; the network is read on mm lattices, "
+                             "fast) or continuous (the paper's NIR: the network at every "
+                             "coordinate)")
     parser.add_argument("--mode", choices=MODES, help="field type (default velocity)")
     parser.add_argument("--sampler", choices=SAMPLERS, help="coordinate sampler (default hybrid)")
     parser.add_argument("--iterations", type=int,
@@ -91,7 +95,8 @@ def apply_runtime(args: argparse.Namespace) -> torch.device:
 def run(args: argparse.Namespace) -> None:
     """Run one registration."""
     device = apply_runtime(args)
-    params = load_params(args.config, preset=args.preset, mode=args.mode, sampler=args.sampler,
+    params = load_params(args.config, preset=args.preset, field=args.field, mode=args.mode,
+                         sampler=args.sampler,
                          iterations=args.iterations, track_every=args.track_every)
     with terminate_as_error():
         summary = register_files(args.fixed, args.moving, args.out, params,

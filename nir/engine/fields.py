@@ -129,6 +129,12 @@ class NeuralField(nn.Module):
         """phi(x) at field points ``x`` (..., 3)."""
         return self.at_points(self.node_displacement(), x)
 
-    def inverse(self, x: torch.Tensor) -> torch.Tensor:
-        """phi^-1(x) at field points ``x``; velocity mode only."""
-        return self.at_points(self.node_displacement(inverse=True), x)
+    def deform_points(self, points: torch.Tensor, inverse: bool = False) -> torch.Tensor:
+        """phi (or phi^-1, velocity mode only) at field points ``points`` (..., 3)."""
+        return self.at_points(self.node_displacement(inverse=inverse), points)
+
+    def deform_grid(self, axes: list[torch.Tensor], inverse: bool = False) -> torch.Tensor:
+        """phi (or phi^-1) on the grid of field-unit ``axes``, (L0, L1, L2, 3), read
+        separably."""
+        u = self.at_grid(self.node_displacement(inverse=inverse), axes).movedim(0, -1)
+        return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).add_(u)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +26,10 @@ from nir.engine.samplers import Batch
 from nir.spatial.geometry import transform_points
 
 REGION_MARGIN_NODES = 2  # lattice nodes around a grid batch over which its field is evaluated
+
+
+class FitDivergedError(RuntimeError):
+    """The loss of a fit became NaN or infinite: the field cannot be trusted."""
 
 
 @dataclass
@@ -124,10 +129,37 @@ def regularity(displacement: torch.Tensor, spacing: float,
                               params.volume_weight, params.smoothness_weight)
 
 
-def fit(model: NeuralField, sampler: object, ctx: FitContext, params: RegistrationParams,
+# One iteration's loss for a batch; records its parts' seconds in the log.
+Step = Callable[[Batch, FitLog], torch.Tensor]
+
+
+class LatticeStep:
+    """The loss of a :class:`NeuralField` on a batch: its lattice (or the batch's region of
+    it) is evaluated, read at the samples, and the regularity taken on the lattice."""
+
+    def __init__(self, model: NeuralField, ctx: FitContext, sampler: object,
+                 params: RegistrationParams) -> None:
+        self.model = model
+        self.ctx = ctx
+        self.similarity = Similarity(ctx.window, sampler)
+        self.params = params
+
+    def __call__(self, batch: Batch, log: FitLog) -> torch.Tensor:
+        with log.timed("field"):
+            region = batch_region(self.model, batch, self.ctx)
+            displacement = self.model.node_displacement(region=region)
+        with log.timed("interpolation"):
+            warped = warped_samples(self.model, displacement, batch, self.ctx, region)
+        with log.timed("loss"):
+            return self.similarity(batch, warped) + regularity(
+                displacement, self.model.lattice.spacing, self.params)
+
+
+def fit(model: torch.nn.Module, sampler: object, step: Step, params: RegistrationParams,
         iterations: int, description: str, progress: bool = True,
-        monitor: Callable[[NeuralField, int], None] | None = None) -> FitLog:
-    """Adam with exponential learning-rate decay, optional plateau stop; returns the log.
+        monitor: Callable[[torch.nn.Module, int], None] | None = None) -> FitLog:
+    """Adam on ``model``'s trainable parameters with exponential learning-rate decay and an
+    optional plateau stop; ``step(batch, log)`` gives each batch's loss.  Returns the log.
 
     The plateau test watches an exponential moving average (factor 0.9) of the loss.
     ``monitor(model, iterations_done)`` runs after every step (convergence tracking).
@@ -139,27 +171,23 @@ def fit(model: NeuralField, sampler: object, ctx: FitContext, params: Registrati
     optimiser = torch.optim.Adam(trainable, lr=params.lr)
     gamma = params.lr_final_ratio ** (1.0 / iterations)
     schedule = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma)
-    similarity = Similarity(ctx.window, sampler)
     best, since_best, smooth = float("inf"), 0, None
     bar = tqdm(range(iterations), desc=description, disable=not progress, unit="it",
                mininterval=1.0, dynamic_ncols=True)
     for _ in bar:
         with log.timed("sampling"):
             batch = sampler.sample()
-        with log.timed("field"):
-            region = batch_region(model, batch, ctx)
-            displacement = model.node_displacement(region=region)
-        with log.timed("interpolation"):
-            warped = warped_samples(model, displacement, batch, ctx, region)
-        with log.timed("loss"):
-            loss = similarity(batch, warped) + regularity(displacement, model.lattice.spacing,
-                                                          params)
+        loss = step(batch, log)
         with log.timed("backward"):
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
             schedule.step()
         value = float(loss.detach())
+        if not math.isfinite(value):
+            bar.close()
+            raise FitDivergedError(f"the fit diverged: loss {value} at iteration "
+                                   f"{len(log.loss) + 1} of {description} (try a lower lr)")
         log.loss.append(value)
         if monitor is not None:
             monitor(model, len(log.loss))

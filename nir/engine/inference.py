@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 
-from nir.engine.fields import NeuralField
 from nir.spatial.frame import FieldFrame
 from nir.spatial.geometry import transform_points
+
+
+class FieldModel(Protocol):
+    """A fitted deformation field as inference reads it: lattice
+    (:class:`~nir.engine.fields.NeuralField`) or continuous
+    (:class:`~nir.engine.continuous.ContinuousField`)."""
+
+    def deform_grid(self, axes: list[torch.Tensor], inverse: bool = False) -> torch.Tensor:
+        """phi (or phi^-1) on the grid of field-unit ``axes``, (L0, L1, L2, 3)."""
+
+    def deform_points(self, points: torch.Tensor, inverse: bool = False) -> torch.Tensor:
+        """phi (or phi^-1) at field points (..., 3)."""
+
+    def requires_grad_(self, requires_grad: bool = True) -> object:
+        """Freeze (False) or unfreeze the parameters."""
 
 
 def voxel_axes(frame: FieldFrame, device: torch.device | str = "cpu") -> list[torch.Tensor]:
@@ -17,22 +33,20 @@ def voxel_axes(frame: FieldFrame, device: torch.device | str = "cpu") -> list[to
 
 
 @torch.no_grad()
-def dense_deformation(fields: list[NeuralField], frame: FieldFrame,
+def dense_deformation(fields: list[FieldModel], frame: FieldFrame,
                       device: torch.device | str = "cpu", inverse: bool = False) -> torch.Tensor:
     """phi = phi_1 o phi_2 o ... o phi_n at every fixed voxel centre, field units (I, J, K, 3).
 
     ``fields`` are in fitting order (NF1 first): each later field acts on the fixed side of
     the earlier ones.  With ``inverse``, phi^-1 = phi_n^-1 o ... o phi_1^-1 (velocity fields).
-    The innermost field is read separably on the voxel grid, each outer one at the points the
-    inner ones reached.
+    The innermost field is read on the voxel grid (separably, for a lattice field), each outer
+    one at the points the inner ones reached.
     """
     axes = voxel_axes(frame, device)
     order = list(fields) if inverse else list(reversed(fields))
-    first = order[0]
-    u = first.at_grid(first.node_displacement(inverse=inverse), axes).movedim(0, -1)
-    phi = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).add_(u)
+    phi = order[0].deform_grid(axes, inverse)
     for outer in order[1:]:
-        phi = outer.at_points(outer.node_displacement(inverse=inverse), phi)
+        phi = outer.deform_points(phi, inverse)
     return phi
 
 

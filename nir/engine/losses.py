@@ -116,17 +116,19 @@ def global_ncc(fixed: torch.Tensor, warped: torch.Tensor, eps: float = NCC_EPS) 
     return 1.0 - cc
 
 
-def displacement_gradients(displacement: torch.Tensor,
-                           spacing: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """du/dx_a for a = 0, 1, 2 by forward differences on a lattice, one per cell.
+def displacement_gradients(displacement: torch.Tensor, spacing: float | Sequence[float]
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """du/dx_a for a = 0, 1, 2 by forward differences along the last three axes, one per cell.
 
-    ``displacement`` (3, n0, n1, n2) holds u at nodes ``spacing`` apart (same units as u).  Each
-    result is (3, n0-1, n1-1, n2-1): its row r is du_r/dx_a.
+    ``displacement`` (3, ..., n0, n1, n2) holds u at points ``spacing`` apart (one value, or
+    one per axis; same units as u).  Each result is (3, ..., n0-1, n1-1, n2-1): its row r is
+    du_r/dx_a.
     """
+    steps = (spacing,) * 3 if isinstance(spacing, (int, float)) else tuple(spacing)
     u = displacement
-    base = u[:, :-1, :-1, :-1]
-    shifted = (u[:, 1:, :-1, :-1], u[:, :-1, 1:, :-1], u[:, :-1, :-1, 1:])
-    d0, d1, d2 = ((s - base) / spacing for s in shifted)
+    base = u[..., :-1, :-1, :-1]
+    shifted = (u[..., 1:, :-1, :-1], u[..., :-1, 1:, :-1], u[..., :-1, :-1, 1:])
+    d0, d1, d2 = ((s - base) / h for s, h in zip(shifted, steps, strict=True))
     return d0, d1, d2
 
 
@@ -134,6 +136,22 @@ def _jacobian_entries(gradients: Sequence[torch.Tensor]) -> list[list[torch.Tens
     """The entries [row][column] of d phi / d x = I + du/dx from displacement_gradients."""
     return [[g[r] + 1.0 if r == a else g[r] for a, g in enumerate(gradients)]
             for r in range(3)]
+
+
+def jacobian_terms(gradients: Sequence[torch.Tensor], folding: float, volume: float = 0.0,
+                   smoothness: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, det J) from du/dx_a (as :func:`displacement_gradients` returns them): ``folding``
+    x mean ReLU(-det J) + ``volume`` x mean |1 - det J| + ``smoothness`` x mean ||du/dx||_F^2,
+    with J = I + du/dx.  Differentiable by autograd."""
+    det = det3(_jacobian_entries(gradients))
+    loss = det.new_zeros(())
+    if folding:
+        loss = loss + folding * F.relu(-det).mean()
+    if volume:
+        loss = loss + volume * (1.0 - det).abs().mean()
+    if smoothness:
+        loss = loss + smoothness * sum((g * g).sum() for g in gradients) / det.numel()
+    return loss, det
 
 
 def lattice_det(displacement: torch.Tensor, spacing: float) -> torch.Tensor:
@@ -158,14 +176,7 @@ class _LatticeRegularity(torch.autograd.Function):
     def forward(ctx: Any, displacement: torch.Tensor, spacing: float, folding: float,
                 volume: float, smoothness: float) -> torch.Tensor:
         gradients = displacement_gradients(displacement, spacing)
-        det = det3(_jacobian_entries(gradients))
-        loss = displacement.new_zeros(())
-        if folding:
-            loss = loss + folding * F.relu(-det).mean()
-        if volume:
-            loss = loss + volume * (1.0 - det).abs().mean()
-        if smoothness:
-            loss = loss + smoothness * sum((g * g).sum() for g in gradients) / det.numel()
+        loss, det = jacobian_terms(gradients, folding, volume, smoothness)
         ctx.save_for_backward(*gradients, det)
         ctx.settings = (displacement.shape, spacing, folding, volume, smoothness)
         return loss

@@ -13,9 +13,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from nir.engine.fit import FitDivergedError
 from nir.engine.params import RegistrationParams
 from nir.engine.register import register
-from nir.engine.tracking import tracker_for
+from nir.engine.tracking import ConvergenceTracker, tracker_for
+from nir.errors import NirRunError
 from nir.evaluation.metrics import brain_mask, folding_percent
 from nir.spatial.displacement import int16_step, save_warp
 from nir.spatial.io import Volume, atomic_files, load_labels, load_volume, save_volume
@@ -26,9 +28,10 @@ from nir.summary import peak_device_mb, peak_rss_mb, versions, write_json
 LOSS_CURVE_POINTS = 200
 
 
-def output_paths(prefix: str | Path, with_labels: bool,
-                 with_inverse: bool = False) -> dict[str, Path]:
-    """The files ``nir register`` writes for ``prefix``."""
+def output_paths(prefix: str | Path, with_labels: bool, with_inverse: bool = False,
+                 with_panels: bool = False) -> dict[str, Path]:
+    """The files ``nir register`` writes for ``prefix`` (``with_panels``: the convergence
+    records' slices, :mod:`nir.engine.panels`)."""
     p = str(prefix)
     paths = {"warped": Path(f"{p}_warped.nii.gz"), "warp": Path(f"{p}_warp.nii.gz"),
              "jacobian": Path(f"{p}_jacobian.nii.gz"), "summary": Path(f"{p}_summary.json")}
@@ -36,6 +39,8 @@ def output_paths(prefix: str | Path, with_labels: bool,
         paths["warped_labels"] = Path(f"{p}_warped_labels.nii.gz")
     if with_inverse:
         paths["inverse_warp"] = Path(f"{p}_inverse_warp.nii.gz")
+    if with_panels:
+        paths["convergence"] = Path(f"{p}_convergence.npz")
     return paths
 
 
@@ -85,9 +90,11 @@ def write_outputs(fixed_v: Volume, moving_v: Volume, labels_v: Volume | None,
                   displacement: torch.Tensor, paths: dict[str, Path],
                   label_interpolation: str = "onehot", device: torch.device | str = "cpu",
                   warp_dtype: str = "float32",
-                  inverse_displacement: torch.Tensor | None = None) -> torch.Tensor:
+                  inverse_displacement: torch.Tensor | None = None,
+                  tracker: ConvergenceTracker | None = None) -> torch.Tensor:
     """Write the warped image (and labels), warp (and inverse warp) and det J map of a
-    fixed-grid displacement; return the det J map.
+    fixed-grid displacement (and the ``tracker``'s slices when ``paths`` has
+    ``convergence``); return the det J map.
 
     ``displacement`` is (I, J, K, 3) in RAS mm on the fixed grid.  Files are compressed in as
     many background threads as torch uses (zlib releases the GIL), overlapping the
@@ -105,6 +112,8 @@ def write_outputs(fixed_v: Volume, moving_v: Volume, labels_v: Volume | None,
         jobs = [pool.submit(warp, displacement, path=tmp["warp"])]
         if inverse_displacement is not None:
             jobs.append(pool.submit(warp, inverse_displacement, path=tmp["inverse_warp"]))
+        if tracker is not None and "convergence" in tmp:
+            jobs.append(pool.submit(tracker.save_panels, tmp["convergence"]))
         coords = moving_coordinates(displacement, affine, moving_v.shape, moving_v.affine)
         jobs.append(pool.submit(volume, warp_image(moving_v.data.to(device), coords),
                                 path=tmp["warped"], dtype=np.float32))
@@ -138,21 +147,26 @@ def register_files(fixed: str | Path, moving: str | Path, out_prefix: str | Path
     device = torch.device(device)
     fixed_v, moving_v, labels_v = load_pair(fixed, moving, moving_labels)
     fixed_labels_v = load_labels(fixed_labels, like=fixed_v) if fixed_labels else None
-    tracker = tracker_for(params, fixed_labels_v, labels_v, labels_set, device)
-    paths = output_paths(out_prefix, labels_v is not None, inverse)
+    tracker = tracker_for(params, fixed_labels_v, labels_v, labels_set, device,
+                          images=(fixed_v, moving_v))
+    paths = output_paths(out_prefix, labels_v is not None, inverse, tracker is not None)
     paths["summary"].unlink(missing_ok=True)  # no stale "complete" marker beside new outputs
-    result = register(fixed_v, moving_v, params, seed=seed, device=device, progress=progress,
-                      inverse=inverse, tracker=tracker)
+    try:
+        result = register(fixed_v, moving_v, params, seed=seed, device=device,
+                          progress=progress, inverse=inverse, tracker=tracker)
+    except FitDivergedError as exc:
+        raise NirRunError(f"registering {moving} onto {fixed}: {exc}; nothing was written"
+                          ) from None
     t0 = time.perf_counter()
     detj = write_outputs(fixed_v, moving_v, labels_v, result.displacement, paths,
                          params.label_interpolation, device, warp_dtype,
-                         result.inverse_displacement)
+                         result.inverse_displacement, tracker)
     summary = {
         "fixed": str(fixed), "moving": str(moving),
         "moving_labels": None if moving_labels is None else str(moving_labels),
         "fixed_labels": None if fixed_labels is None else str(fixed_labels),
         "outputs": {k: str(v) for k, v in paths.items()},
-        "mode": params.mode, "sampler": params.sampler, "seed": seed,
+        "field": params.field, "mode": params.mode, "sampler": params.sampler, "seed": seed,
         "device": str(device), "threads": torch.get_num_threads(),
         "parameters": params.to_dict(),
         "seconds": round(time.perf_counter() - start - result.seconds.get("tracking", 0.0), 3),

@@ -15,6 +15,7 @@ import yaml
 
 from nir.errors import NirInputError
 
+FIELDS = ("lattice", "continuous")
 MODES = ("displacement", "velocity")
 SAMPLERS = ("random", "downsize", "minipatch", "hybrid")
 FINE_SAMPLERS = ("downsize", "minipatch")
@@ -44,6 +45,9 @@ class RegistrationParams:
     """
 
     # --- field ---------------------------------------------------------------------------
+    field: str = "lattice"  # lattice: the network is evaluated on mm lattices and read
+    #                         trilinearly (fast) | continuous: the paper's NIR, the network is
+    #                         evaluated at every coordinate (nir.engine.continuous)
     mode: str = "velocity"  # velocity (stationary, integrated by torchdiffeq) | displacement
     fourier_features: int = 64  # m random Fourier frequencies (encoding width 2m)
     fourier_sigma: float = 2.0  # std of the frequencies of NF1, cycles per field unit
@@ -60,7 +64,8 @@ class RegistrationParams:
     lattice_mm: float = 8.0  # NF1 is evaluated on a lattice of nodes this far apart, mm,
     #                          and read between them trilinearly
     fine_lattice_mm: float = 3.0  # the same for the hybrid NF2, mm
-    ode_method: str = "midpoint"  # torchdiffeq fixed-step solver (velocity mode)
+    ode_method: str = "midpoint"  # torchdiffeq fixed-step solver (velocity mode); a lattice
+    #                               field integrates at its nodes, a continuous one per point
     ode_steps: int = 1  # solver steps over t in [0, 1] (velocity mode)
     precision: str = "auto"  # SIREN arithmetic: auto (bfloat16 on CUDA, float32 on CPU) |
     #                          float32 | bfloat16
@@ -100,6 +105,11 @@ class RegistrationParams:
     def validate(self, source: str | None = None) -> RegistrationParams:
         """Check choices and ranges; raise NirInputError naming ``source`` on a bad value."""
         checks = [
+            (self.field in FIELDS, f"field must be one of {FIELDS}, got {self.field!r}"),
+            (not (self.field == "continuous" and self.sampler == "hybrid"
+                  and self.fine_encoding == "grid"),
+             "fine_encoding: grid needs field: lattice (the feature grids live on NF2's "
+             "lattice); use fine_encoding: fourier with field: continuous"),
             (self.mode in MODES, f"mode must be one of {MODES}, got {self.mode!r}"),
             (self.sampler in SAMPLERS, f"sampler must be one of {SAMPLERS}, got {self.sampler!r}"),
             (self.fine_sampler in FINE_SAMPLERS,
@@ -128,6 +138,17 @@ class RegistrationParams:
              "hidden, fine_hidden and layers must be >= 1"),
             (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
             (self.ode_steps >= 1, "ode_steps must be >= 1"),
+            (self.fourier_features >= 1, "fourier_features must be >= 1"),
+            (self.fourier_sigma > 0 and self.fine_fourier_sigma > 0,
+             "fourier_sigma and fine_fourier_sigma must be > 0"),
+            (self.omega0 > 0 and self.omega0_hidden > 0, "omega0 and omega0_hidden must be > 0"),
+            (self.output_scale > 0, "output_scale must be > 0"),
+            (0 < self.lr_final_ratio <= 1, "lr_final_ratio must be in (0, 1]"),
+            (self.plateau_patience >= 0 and self.plateau_tolerance >= 0,
+             "plateau_patience and plateau_tolerance must be >= 0"),
+            (self.random_points >= 1, "random_points must be >= 1"),
+            (min(self.folding_weight, self.volume_weight, self.smoothness_weight) >= 0,
+             "folding_weight, volume_weight and smoothness_weight must be >= 0"),
             (self.ode_method in ODE_METHODS, f"ode_method must be one of {ODE_METHODS}"),
         ]
         for ok, problem in checks:

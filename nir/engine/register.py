@@ -1,8 +1,11 @@
 """One NIR registration: fit the field(s) to a pair, then evaluate them on the full fixed grid.
 
 The hybrid scheme fits a coarse field NF1 with the downsize sampler, freezes it, and fits a
-residual field NF2 composed on its fixed side, phi = phi_1 o phi_2 (as ANTs stacks stages):
-for NF2 the moving image is resampled once through phi_1 onto the fixed grid.
+residual field NF2 composed on its fixed side, phi = phi_1 o phi_2 (as ANTs stacks stages).
+``field: lattice`` (:class:`~nir.engine.fields.NeuralField`) resamples the moving image once
+through phi_1 onto the fixed grid for NF2; ``field: continuous``
+(:class:`~nir.engine.continuous.ContinuousField`, the paper's NIR) evaluates NF1 at NF2's
+output in every iteration instead.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from nir.engine.continuous import ContinuousField
+from nir.engine.continuous_step import ContinuousStep
 from nir.engine.corner_table import CornerTable
 from nir.engine.fields import NeuralField
-from nir.engine.fit import FitContext, FitLog, fit
-from nir.engine.inference import dense_deformation, field_to_world_displacement
+from nir.engine.fit import FitContext, FitDivergedError, FitLog, LatticeStep, fit
+from nir.engine.inference import FieldModel, dense_deformation, field_to_world_displacement
 from nir.engine.lattice import Lattice
 from nir.engine.params import RegistrationParams
 from nir.engine.samplers import DownsizeSampler, MinipatchSampler, RandomSampler
@@ -40,6 +45,7 @@ class RegistrationResult:
     phases: dict[str, FitLog] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     inverse_displacement: torch.Tensor | None = None
+    fields: list[FieldModel] = field(default_factory=list)  # fitted, in fitting order
 
 
 def normalise_intensity(image: torch.Tensor) -> torch.Tensor:
@@ -151,12 +157,14 @@ def same_extent(count: int, steps_mm: tuple[float, ...], odd: bool = False,
 
 
 def _fit_phase(phase: _Phase, pair: _Pair, moving: torch.Tensor, norm_from_field: torch.Tensor,
-               params: RegistrationParams, generator: torch.Generator,
-               progress: bool, monitor: Monitor | None = None) -> tuple[NeuralField, FitLog]:
-    """Build the phase's field and sampler, and fit the field to (fixed, ``moving``)."""
-    low, high = pair.box_corners()
-    lattice = Lattice.covering(low, high, phase.lattice_mm / pair.frame.radius_mm)
-    model = NeuralField(params, lattice, generator, fine=phase.fine).to(pair.device)
+               params: RegistrationParams, generator: torch.Generator, progress: bool,
+               frozen: list[FieldModel],
+               monitor: Monitor | None = None) -> tuple[FieldModel, FitLog]:
+    """Build the phase's field and sampler, and fit the field to (fixed, ``moving``).
+
+    A continuous field is composed on the ``frozen`` fields of the earlier phases; a lattice
+    field's ``moving`` image has already been resampled through them.
+    """
     sigma_mm = 0.0
     steps = pair.frame.spacing  # mm between the samples along each axis
     if phase.sampler == "downsize":
@@ -176,8 +184,17 @@ def _fit_phase(phase: _Phase, pair: _Pair, moving: torch.Tensor, norm_from_field
                                       device=pair.device)
     ctx = FitContext(CornerTable(pair.blurred(moving, sigma_mm)),
                      voxel_from_norm @ norm_from_field, pair.field_from_voxel, window)
+    model: FieldModel
+    if params.field == "continuous":
+        model = ContinuousField(params, generator, fine=phase.fine).to(pair.device)
+        step = ContinuousStep(model, frozen, ctx, sampler, params)
+    else:
+        low, high = pair.box_corners()
+        lattice = Lattice.covering(low, high, phase.lattice_mm / pair.frame.radius_mm)
+        model = NeuralField(params, lattice, generator, fine=phase.fine).to(pair.device)
+        step = LatticeStep(model, ctx, sampler, params)
     label = f"NF{'2' if phase.fine else '1'} {phase.sampler}"
-    log = fit(model, sampler, ctx, params, phase.iterations, label, progress, monitor)
+    log = fit(model, sampler, step, params, phase.iterations, label, progress, monitor)
     model.requires_grad_(False)
     return model, log
 
@@ -203,13 +220,14 @@ def register(fixed: Volume, moving: Volume, params: RegistrationParams, seed: in
     pair = _pair(fixed, moving, params, device)
     result = RegistrationResult(displacement=torch.empty(0))
     start = time.perf_counter()
-    fitted: list[NeuralField] = []
+    fitted: list[FieldModel] = []
     moving_now, norm_now = pair.moving, pair.moving_norm_from_field
     done = 0  # iterations of the phases fitted so far
     if tracker is not None:
         tracker.start()
     for phase in phases(params):
-        if fitted:  # resample the moving image once through the fields fitted so far
+        if fitted and params.field == "lattice":  # resample the moving image once through
+            #                                       the fields fitted so far
             phi = dense_deformation(fitted, pair.frame, device)
             moving_now = sample(pair.moving[None], phi,
                                 matrix=pair.moving_norm_from_field)[0]
@@ -218,7 +236,7 @@ def register(fixed: Volume, moving: Volume, params: RegistrationParams, seed: in
         monitor = None if tracker is None else tracker.monitor(list(fitted), pair.frame,
                                                                 phase.name, done)
         model, log = _fit_phase(phase, pair, moving_now, norm_now, params, generator, progress,
-                                monitor)
+                                fitted, monitor)
         fitted.append(model)
         result.phases[phase.name] = log
         done += len(log.loss)
@@ -231,9 +249,12 @@ def register(fixed: Volume, moving: Volume, params: RegistrationParams, seed: in
     start = time.perf_counter()
     phi = dense_deformation(fitted, pair.frame, device)
     result.displacement = field_to_world_displacement(phi, pair.frame)
+    if not bool(torch.isfinite(result.displacement).all()):
+        raise FitDivergedError("the fitted field is not finite (NaN or Inf) on the fixed grid")
     if inverse:
         phi_inv = dense_deformation(fitted, pair.frame, device, inverse=True)
         result.inverse_displacement = field_to_world_displacement(phi_inv, pair.frame)
     result.seconds["inference"] = time.perf_counter() - start
+    result.fields = fitted
     return result
 

@@ -26,6 +26,7 @@ class Batch:
     use_local_ncc: bool = True
     key: tuple[int, ...] | None = None  # names a full grid that recurs (sampler.full_grid)
     crop: tuple[slice, ...] | None = None  # the batch's part of that full grid, in samples
+    step: tuple[int, int, int] = (1, 1, 1)  # voxels between neighbouring samples, per axis
 
 
 def _randint(high: int, size: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
@@ -78,7 +79,8 @@ class DownsizeSampler:
                        for full, c in zip(self.full_grid(offsets)[0], crop, strict=True))
         axes = [torch.arange(sl.start, sl.stop, sl.step, device=self.fixed.device,
                              dtype=self.fixed.dtype) for sl in slices]
-        return Batch(self.fixed[slices][None, None], axes=axes, key=offsets, crop=crop)
+        return Batch(self.fixed[slices][None, None], axes=axes, key=offsets, crop=crop,
+                     step=self.strides)
 
 
 class MinipatchSampler:

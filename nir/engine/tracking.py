@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from nir.engine.fields import NeuralField
-from nir.engine.inference import dense_deformation, field_to_world_displacement
+from nir.engine.inference import FieldModel, dense_deformation, field_to_world_displacement
+from nir.engine.panels import PanelSlices
 from nir.engine.params import RegistrationParams
 from nir.errors import NirInputError
 from nir.evaluation.labels import parse_label_set
@@ -31,7 +32,7 @@ from nir.spatial.jacobian import jacobian_determinant_map
 from nir.spatial.warp import moving_coordinates, warp_labels
 
 # Called after every iteration of a phase with the field being fitted and the iterations done.
-Monitor = Callable[[NeuralField, int], None]
+Monitor = Callable[[FieldModel, int], None]
 
 
 class ConvergenceTracker:
@@ -39,7 +40,8 @@ class ConvergenceTracker:
 
     def __init__(self, every: int, fixed_labels: Volume, moving_labels: Volume,
                  labels: Sequence[int], interpolation: str = "onehot",
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu",
+                 images: tuple[Volume, Volume] | None = None) -> None:
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         self.every = every
@@ -50,12 +52,17 @@ class ConvergenceTracker:
         self.moving = moving_labels.data.to(device)
         self.moving_shape, self.moving_affine = moving_labels.shape, moving_labels.affine
         self.records: list[dict[str, Any]] = []
+        self.panels = None if images is None else PanelSlices(
+            images[0].data.to(device), images[1].data.to(device), self.fixed > 0,
+            self.fixed_affine)
         self.overhead = 0.0  # seconds spent scoring
         self._start = time.perf_counter()
 
     def start(self) -> None:
         """Start the fit clock and record the identity (iteration 0: the affine-only result)."""
         self._start, self.overhead, self.records = time.perf_counter(), 0.0, []
+        if self.panels is not None:
+            self.panels.warped, self.panels.detj = [], []
         self.record(torch.zeros((*self.fixed.shape, 3), device=self.fixed.device), 0, "start")
 
     def score(self, displacement: torch.Tensor) -> tuple[float, float]:
@@ -65,6 +72,8 @@ class ConvergenceTracker:
         warped = warp_labels(self.moving, coords, self.interpolation)
         dice = mean_dice(dice_per_label(warped, self.fixed, self.labels))
         detj = jacobian_determinant_map(displacement, self.fixed_affine)
+        if self.panels is not None:
+            self.panels.take(coords, detj)
         return dice, folding_percent(detj, self.fixed > 0)
 
     def record(self, displacement: torch.Tensor, iteration: int, phase: str,
@@ -79,7 +88,7 @@ class ConvergenceTracker:
                              "folding_percent": round(folding, 6)})
         self.overhead += time.perf_counter() - begin
 
-    def record_fields(self, fields: list[NeuralField], frame: FieldFrame, iteration: int,
+    def record_fields(self, fields: list[FieldModel], frame: FieldFrame, iteration: int,
                       phase: str) -> None:
         """Score the composition of ``fields`` (NF1 first), evaluated as at inference."""
         begin = time.perf_counter()
@@ -87,22 +96,28 @@ class ConvergenceTracker:
             phi = dense_deformation(fields, frame, self.fixed.device)
             self.record(field_to_world_displacement(phi, frame), iteration, phase, begin)
 
-    def monitor(self, earlier: list[NeuralField], frame: FieldFrame, phase: str,
+    def monitor(self, earlier: list[FieldModel], frame: FieldFrame, phase: str,
                 offset: int) -> Monitor:
         """The callback of one phase: ``earlier`` are the frozen fields of previous phases
         and ``offset`` the iterations they took."""
 
-        def on_iteration(model: NeuralField, done: int) -> None:
+        def on_iteration(model: FieldModel, done: int) -> None:
             if (offset + done) % self.every == 0:
                 self.record_fields([*earlier, model], frame, offset + done, phase)
 
         return on_iteration
 
-    def finish(self, fields: list[NeuralField], frame: FieldFrame, iteration: int,
+    def finish(self, fields: list[FieldModel], frame: FieldFrame, iteration: int,
                phase: str) -> None:
         """Record the fitted ``fields`` after ``iteration`` iterations unless already done."""
         if fields and (not self.records or self.records[-1]["iteration"] != iteration):
             self.record_fields(fields, frame, iteration, phase)
+
+    def save_panels(self, path: str | Path) -> None:
+        """Write the records' slices (:class:`~nir.engine.panels.PanelSlices`) to ``path``."""
+        if self.panels is None:
+            raise ValueError("this tracker keeps no slices (no images given)")
+        self.panels.save(path, self.records)
 
     def to_dict(self) -> dict[str, Any]:
         """The records and their cost, for the registration summary."""
@@ -114,8 +129,10 @@ class ConvergenceTracker:
 
 def tracker_for(params: RegistrationParams, fixed_labels: Volume | None,
                 moving_labels: Volume | None, labels_set: str = "aseg",
-                device: torch.device | str = "cpu") -> ConvergenceTracker | None:
-    """The tracker ``params.track_every`` asks for (None when it is 0).
+                device: torch.device | str = "cpu",
+                images: tuple[Volume, Volume] | None = None) -> ConvergenceTracker | None:
+    """The tracker ``params.track_every`` asks for (None when it is 0); with the (fixed,
+    moving) ``images`` it also keeps the slices of the paper's Fig 5 (:mod:`nir.engine.panels`).
 
     ``labels_set`` picks the scored labels as ``nir evaluate --labels-set`` does, among those
     present in either label map; NirInputError when a label map is missing or none is present.
@@ -131,4 +148,4 @@ def tracker_for(params: RegistrationParams, fixed_labels: Volume | None,
         raise NirInputError("--labels-set", f"none of {labels} occurs in {fixed_labels.path} "
                                             f"or {moving_labels.path}")
     return ConvergenceTracker(params.track_every, fixed_labels, moving_labels, labels,
-                              params.label_interpolation, device)
+                              params.label_interpolation, device, images)

@@ -63,3 +63,28 @@ def convergence_curves(records: pd.DataFrame) -> pd.DataFrame:
                          folding_mean=("folding_percent", "mean"),
                          folding_sd=("folding_percent", "std"))
     return curves.reset_index()
+
+
+LATE_FRACTION = 0.25  # "late" = the last quarter of a method's iterations
+
+
+def flattening(curves: pd.DataFrame) -> pd.DataFrame:
+    """How flat each method's curve ends: per method, its last recorded iteration, the mean
+    Dice and % det J <= 0 there, and their change over the last :data:`LATE_FRACTION` of its
+    iterations (from the record at or before 75 % of the last iteration).  A Dice gain of a
+    few thousandths there means more iterations would change little."""
+    rows = []
+    for method, curve in curves.groupby("method", sort=True):
+        curve = curve.sort_values("iteration")
+        last = curve.iloc[-1]
+        cut = (1.0 - LATE_FRACTION) * last["iteration"]
+        late = curve[curve["iteration"] <= cut].iloc[-1]
+        rows.append({"method": method, "last_iteration": int(last["iteration"]),
+                     "from_iteration": int(late["iteration"]),
+                     "dice": last["dice_mean"],
+                     "late_dice_gain": last["dice_mean"] - late["dice_mean"],
+                     "folding_percent": last["folding_mean"],
+                     "late_folding_change": last["folding_mean"] - late["folding_mean"]})
+    return pd.DataFrame(rows, columns=["method", "last_iteration", "from_iteration", "dice",
+                                       "late_dice_gain", "folding_percent",
+                                       "late_folding_change"])

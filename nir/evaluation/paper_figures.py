@@ -55,6 +55,14 @@ def convergence_figure(curves: pd.DataFrame, palette: dict[str, tuple]) -> Figur
     return fig
 
 
+def memory_label(measures: pd.Series) -> str:
+    """The memory axis's label: GPU, RSS, or both when the methods were measured differently."""
+    kinds = set(measures)
+    if kinds == {"GPU"}:
+        return "GPU memory"
+    return "RSS" if kinds == {"CPU RSS"} else "GPU memory / RSS"
+
+
 def ranking_figure(ranking: pd.DataFrame, palette: dict[str, tuple]) -> Figure:
     """A radar chart of each method's rank on the :data:`~nir.evaluation.ranking.ASPECTS`
     (outer ring = rank 1, the best), from :func:`nir.evaluation.ranking.ranking_table`."""
@@ -77,7 +85,8 @@ def ranking_figure(ranking: pd.DataFrame, palette: dict[str, tuple]) -> Figure:
         ax.fill(closed, radius, color=colour, alpha=0.08)
     labels = {"accuracy": "accuracy\n(mean Dice)",
               "regularity": "regularity\n(% det J ≤ 0,\nthen SDlogJ)",
-              "time": "time\n(s per pair)", "memory": "memory\n(peak RSS)"}
+              "time": "time\n(s per pair)",
+              "memory": f"memory\n(peak {memory_label(ranking['memory_measure'])})"}
     ax.set_xticks(angles, [labels[aspect] for aspect in ASPECTS])
     ax.tick_params(axis="x", pad=14)
     ax.set_ylim(0, n + 0.5)

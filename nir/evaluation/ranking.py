@@ -2,11 +2,12 @@
 
 Each deformable method (the ``affine`` baseline is not ranked) gets, over pairs, the mean and
 sd of its mean Dice (accuracy, higher is better), % det J <= 0 and SDlogJ (regularity: folding
-first, SDlogJ breaking its ties), seconds (time) and peak RSS (memory; lower is better for all
-but accuracy), a rank on each of these four aspects (1 = best, exact ties share the best rank)
-and their mean; and the paired Wilcoxon test of
-its per-pair Dice against the method with the best mean Dice, from
-:func:`nir.evaluation.tables.stats_table` (Holm-adjusted over all method pairs).
+first, SDlogJ breaking its ties), seconds (time) and peak memory (peak GPU memory for runs on
+CUDA, as the paper measures it, else peak RSS: ``memory_measure`` says which; lower is better
+for all but accuracy), a rank on each of these four aspects (1 = best, exact ties share the
+best rank) and their mean; and the paired Wilcoxon test of its per-pair Dice against the
+method with the best mean Dice, from :func:`nir.evaluation.tables.stats_table`
+(Holm-adjusted over all method pairs).
 """
 
 from __future__ import annotations
@@ -28,9 +29,18 @@ ASPECTS: dict[str, tuple[tuple[str, ...], bool]] = {
     "accuracy": (("mean_dice",), True),
     "regularity": (("folding_percent", "sdlogj"), False),
     "time": (("seconds",), False),
-    "memory": (("peak_rss_mb",), False),
+    "memory": (("peak_memory_mb",), False),
 }
 METRICS = tuple(metric for metrics, _ in ASPECTS.values() for metric in metrics)
+
+
+def memory_measure(devices: pd.Series) -> str:
+    """What a method's ``peak_memory_mb`` measured, from its rows' ``device``: ``GPU`` (peak
+    CUDA memory) when every run was on CUDA, ``CPU RSS`` when none was, else ``mixed``."""
+    on_gpu = devices.astype(str).str.startswith("cuda")
+    if on_gpu.all():
+        return "GPU"
+    return "CPU RSS" if not on_gpu.any() else "mixed"
 TEST_COLUMNS = ("dice_diff_vs_best", "p_holm_vs_best")
 
 
@@ -61,6 +71,8 @@ def ranking_table(comparison: pd.DataFrame) -> pd.DataFrame:
     ``rank_<aspect>`` per :data:`ASPECTS`, ``mean_rank`` and the test against the best."""
     summary = summary_table(comparison)
     table = summary[summary["method"] != AFFINE].drop(columns="stage").reset_index(drop=True)
+    devices = comparison.groupby("method")["device"]
+    table["memory_measure"] = [memory_measure(devices.get_group(m)) for m in table["method"]]
     for aspect, (metrics, higher) in ASPECTS.items():
         table[f"rank_{aspect}"] = aspect_rank(table, metrics, higher)
     table["mean_rank"] = table[[f"rank_{a}" for a in ASPECTS]].mean(axis=1)
@@ -85,12 +97,12 @@ def _rank(value: float) -> str:
     return "n/a" if not np.isfinite(value) else f"{value:g}"
 
 
-HEADER = ["method", "n", *(DISPLAY[m][0] for m in METRICS),
+HEADER = ["method", "n", *(DISPLAY[m][0] for m in METRICS), "memory measure",
           *(f"rank {a}" for a in ASPECTS), "mean rank", "Δ Dice vs best", "p (Holm)"]
 
 
 def _cells(row: pd.Series, pm: str) -> list[str]:
-    return [str(row["n_pairs"]), *(_cell(row, m, pm) for m in METRICS),
+    return [str(row["n_pairs"]), *(_cell(row, m, pm) for m in METRICS), row["memory_measure"],
             *(_rank(row[f"rank_{a}"]) for a in ASPECTS), f"{row['mean_rank']:.2f}",
             *_test_cells(row)]
 

@@ -36,6 +36,7 @@ DISPLAY = {
     "sdlogj": ("SDlogJ", ".3f"),
     "seconds": ("time (s)", ".1f"),
     "peak_rss_mb": ("peak RSS (MB)", ".0f"),
+    "peak_memory_mb": ("peak memory (MB)", ".0f"),
 }
 
 

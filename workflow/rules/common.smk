@@ -15,6 +15,7 @@ from nir.study.cohort import (
     make_pairs,
 )
 from nir.study.methods import parse_methods
+from nir.study.paper_panels import check_panel_methods, check_panel_pair
 
 # Shell jobs call `nir`: use the one installed beside this Snakemake (e.g. .venv/bin).
 os.environ.update(PATH=os.pathsep.join([os.path.dirname(sys.executable), os.getenv("PATH", "")]))
@@ -60,8 +61,9 @@ def preproc_labels(sid):
 
 
 def registered(kind, method="{method}", pair=PAIR):
-    """An output of ``nir register``: warped, warped_labels, warp, jacobian or summary."""
-    suffix = "json" if kind == "summary" else "nii.gz"
+    """An output of ``nir register``: warped, warped_labels, warp, jacobian, summary or
+    convergence (the convergence records' slices)."""
+    suffix = {"summary": "json", "convergence": "npz"}.get(kind, "nii.gz")
     return f"{R}/register/{method}/{pair}/{pair}_{kind}.{suffix}"
 
 
@@ -87,9 +89,11 @@ def params_yaml(method):
     return yaml.safe_dump(METHODS[method].options, sort_keys=True)
 
 
-def methods_regex(engine):
-    """Wildcard constraint matching exactly the configured methods of ``engine``."""
-    names = [m.name for m in METHODS.values() if m.engine == engine]
+def methods_regex(engine, tracked=None):
+    """Wildcard constraint matching exactly the configured methods of ``engine`` (only those
+    with, or without, convergence records when ``tracked`` is True or False)."""
+    names = [m.name for m in METHODS.values() if m.engine == engine
+             and (tracked is None or (m.name in TRACKED) == tracked)]
     return "|".join(names) if names else "(?!)"
 
 
@@ -106,8 +110,9 @@ def method_resource(key):
     return per_method if any(key in m.resources for m in METHODS.values()) else default
 
 
-def registration_io(engine):
-    """Inputs and outputs of the register job of ``engine`` (plus evaluation when merged)."""
+def registration_io(engine, tracked=False):
+    """Inputs and outputs of the register job of ``engine`` (plus evaluation when merged;
+    ``tracked``: the convergence records' slices of a method with track_every > 0)."""
     inputs = dict(fixed=preproc("{fixed}"), moving=preproc("{moving}"),
                   moving_labels=preproc_labels("{moving}"))
     if engine == "nir":
@@ -117,6 +122,8 @@ def registration_io(engine):
     outputs = {kind: registered(kind) for kind in
                ("warped", "warped_labels", "warp", "jacobian", "summary")}
     inputs["fixed_labels"] = preproc_labels("{fixed}")  # evaluation, convergence records
+    if tracked:
+        outputs["convergence"] = registered("convergence")
     if EVALUATE_IN_REGISTER:
         outputs["metrics"] = METRICS_CSV
     return inputs, outputs
@@ -194,14 +201,17 @@ def folder_of(kind, index=0):
 
 # The paper outputs (paper.smk): methods with track_every > 0 and what the paper job writes.
 TRACKED = [m.name for m in METHODS.values() if m.engine == "nir" and m.nir_params().track_every]
+PANEL_METHODS = check_panel_methods(config["paper"]["panel_methods"], TRACKED)
+PANEL_PAIR = check_panel_pair(config["paper"]["panel_pair"], PAIRS)
 PAPER_TABLES = {  # name -> caption in workflow/report (None: not in the report)
     "convergence.csv": "paper_convergence_records",
+    "convergence_end.csv": "paper_convergence_end",
     "ranking.csv": "paper_ranking_table",
     "ranking.md": None,
     "ranking.tex": "paper_ranking_table",
     "summary.tex": "paper_summary_table",
 }
-PAPER_FIGURES = ("convergence", "ranking")
+PAPER_FIGURES = ("convergence", "ranking", "panels")
 PAPER_OUTPUTS = (
     [f"{R}/paper/{name}" for name in PAPER_TABLES]
     + [f"{R}/paper/{name}.{ext}" for name in PAPER_FIGURES for ext in FIGURE_FORMATS]

@@ -39,7 +39,7 @@ ANTS_SHELL = (
 
 rule register:
     wildcard_constraints:
-        method=methods_regex("nir"),
+        method=methods_regex("nir", tracked=False),
     input:
         **NIR_IO[0],
     output:
@@ -61,6 +61,16 @@ rule register:
         gpu=method_resource("gpu"),
     shell:
         NIR_SHELL
+
+
+# A method with track_every > 0 also writes its convergence records' slices (paper panels).
+use rule register as register_tracked with:
+    wildcard_constraints:
+        method=methods_regex("nir", tracked=True),
+    input:
+        **registration_io("nir", tracked=True)[0],
+    output:
+        **kept(registration_io("nir", tracked=True)[1]),
 
 
 # The antspyx environment is built once, on the submitting host (it needs the registry).

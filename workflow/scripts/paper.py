@@ -9,5 +9,6 @@ from nir.cli import main
 sm = snakemake  # noqa: F821 (injected by Snakemake's script directive)
 with open(sm.log[0], "w") as log, redirect_stdout(log), redirect_stderr(log):
     status = main(["paper", "--tables", sm.params.tables, "--summaries", *sm.input.summaries,
+                   "--panels", *sm.input.panels, "--panel-pair", sm.params.panel_pair,
                    "--out-dir", sm.params.out_dir])
 sys.exit(status)
