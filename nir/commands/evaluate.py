@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from nir.commands import label_table_option
 from nir.errors import NirInputError
 from nir.evaluation import metrics
 from nir.evaluation.columns import AFFINE, COLUMNS, PAIR_LABEL, PAIR_STRUCTURE
-from nir.evaluation.labels import label_name, parse_label_set
+from nir.evaluation.label_table import LabelTable
+from nir.evaluation.labels import format_labels, label_name, parse_label_set
 from nir.spatial.io import Volume, load_labels, load_volume, write_csv
 from nir.summary import read_json_object
 
@@ -40,9 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fixed", default="", help="fixed subject name")
     parser.add_argument("--moving", default="", help="moving subject name")
     parser.add_argument("--method", required=True, help="method name, e.g. nir or affine")
-    parser.add_argument("--labels-set", default="aseg",
-                        help="'aseg' (main aseg structures, default), 'all' (every label present)"
-                             " or comma-separated IDs like 2,41,17")
+    parser.add_argument("--labels-set", default=None,
+                        help="'aseg' (FreeSurfer's 32 main aseg structures; the default without "
+                             "--label-table), 'table' (the label table's non-zero ids; the "
+                             "default with it), 'all' (every label present) or comma-separated "
+                             "IDs like 2,41,17")
+    label_table_option.add_argument(parser)
     parser.add_argument("--out", required=True, type=Path, metavar="pair.csv",
                         help="output CSV, columns: " + ",".join(COLUMNS))
 
@@ -90,20 +96,39 @@ def _regularity(args: argparse.Namespace, fixed: Volume) -> tuple[float, float]:
 
 def _stage_rows(stage: str, fixed: np.ndarray, fixed_surfaces: metrics.LabelSurfaces,
                 other: np.ndarray, other_surfaces: metrics.LabelSurfaces, labels: list[int],
-                spacing: np.ndarray) -> list[tuple]:
+                spacing: np.ndarray, table: LabelTable | None) -> list[tuple]:
     dice = metrics.dice_per_label(other, fixed, labels)
     hd = metrics.hd95_per_label(other_surfaces, fixed_surfaces, labels, spacing)
     rows = []
     for label in labels:
-        rows.append((stage, label_name(label), label, "dice", dice[label]))
-        rows.append((stage, label_name(label), label, "hd95", hd[label]))
+        name = label_name(label, table)
+        rows.append((stage, name, label, "dice", dice[label]))
+        rows.append((stage, name, label, "hd95", hd[label]))
     rows.append((stage, PAIR_STRUCTURE, PAIR_LABEL, "mean_dice", metrics.mean_dice(dice)))
     rows.append((stage, PAIR_STRUCTURE, PAIR_LABEL, "mean_hd95", metrics.mean_finite(hd.values())))
     return rows
 
 
+def _scored_labels(args: argparse.Namespace, present: np.ndarray, table: LabelTable | None,
+                   fixed: Volume, moving: Volume) -> list[int]:
+    """The labels to score; an error if none occurs in either map, and with a label table a
+    warning on stderr for those that occur in neither (their Dice and HD95 are left empty)."""
+    labels = parse_label_set(args.labels_set, present.tolist(), table)
+    absent = [label for label in labels if label not in present]
+    source = "--labels-set" if table is None else table.path
+    if len(absent) == len(labels):
+        raise NirInputError(source, f"none of the scored labels ({format_labels(labels)}) "
+                                    f"occurs in {fixed.path} or {moving.path}")
+    if absent and table is not None:
+        print(f"nir evaluate: warning: {table.path}: label(s) {format_labels(absent)} occur in "
+              f"neither {fixed.path} nor {moving.path}; their Dice and HD95 are left empty",
+              file=sys.stderr)
+    return labels
+
+
 def evaluate(args: argparse.Namespace) -> pd.DataFrame:
     """All rows of one pair's evaluation, in the documented column order."""
+    table = label_table_option.load(args)
     fixed = load_labels(args.fixed_labels)
     moving = load_labels(args.moving_labels, like=fixed)
     warped = load_labels(args.warped_labels, like=fixed)
@@ -112,15 +137,14 @@ def evaluate(args: argparse.Namespace) -> pd.DataFrame:
     fixed_np, moving_np, warped_np = (v.data.numpy() for v in (fixed, moving, warped))
     fixed_s, moving_s, warped_s = map(metrics.label_surfaces, (fixed_np, moving_np, warped_np))
     present = np.union1d(fixed_s.present(), moving_s.present())
-    labels = parse_label_set(args.labels_set, present.tolist())
-    if not np.isin(labels, present).any():
-        raise NirInputError("--labels-set", f"none of {labels} occurs in {fixed.path} or "
-                                            f"{moving.path}")
+    labels = _scored_labels(args, present, table, fixed, moving)
 
-    rows = _stage_rows("before", fixed_np, fixed_s, moving_np, moving_s, labels, fixed.spacing)
+    rows = _stage_rows("before", fixed_np, fixed_s, moving_np, moving_s, labels, fixed.spacing,
+                       table)
     rows += [("before", PAIR_STRUCTURE, PAIR_LABEL, "folding_percent", 0.0),
              ("before", PAIR_STRUCTURE, PAIR_LABEL, "sdlogj", 0.0)]
-    rows += _stage_rows("after", fixed_np, fixed_s, warped_np, warped_s, labels, fixed.spacing)
+    rows += _stage_rows("after", fixed_np, fixed_s, warped_np, warped_s, labels, fixed.spacing,
+                        table)
     rows += [("after", PAIR_STRUCTURE, PAIR_LABEL, "folding_percent", folding),
              ("after", PAIR_STRUCTURE, PAIR_LABEL, "sdlogj", sdlogj),
              ("after", PAIR_STRUCTURE, PAIR_LABEL, "seconds",

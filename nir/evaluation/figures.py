@@ -14,6 +14,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from nir.errors import NirInputError
+from nir.evaluation.label_table import LabelTable
 from nir.evaluation.tables import (
     comparison_frame,
     method_order,
@@ -107,12 +108,14 @@ def runtime_figure(wide: pd.DataFrame, palette: dict[str, tuple]) -> Figure:
     return fig
 
 
-def write_figures(tables_dir: str | Path, out_dir: str | Path) -> list[Path]:
-    """Draw dice_per_structure, dice_vs_folding and runtime from ``tables_dir/pairs.csv``."""
+def write_figures(tables_dir: str | Path, out_dir: str | Path,
+                  table: LabelTable | None = None) -> list[Path]:
+    """Draw dice_per_structure, dice_vs_folding and runtime from ``tables_dir/pairs.csv``
+    (structure names, and so the left/right merge, from ``table`` when given)."""
     pairs_csv = Path(tables_dir) / "pairs.csv"
     if not pairs_csv.exists():
         raise NirInputError(pairs_csv, "file does not exist (run 'nir tables' first)")
-    comparison = comparison_frame(read_pairs([pairs_csv]))
+    comparison = comparison_frame(read_pairs([pairs_csv], table))
     wide = pair_metrics(comparison)
     palette = method_palette(comparison["method"].unique().tolist())
     written = []

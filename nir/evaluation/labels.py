@@ -1,10 +1,16 @@
-"""FreeSurfer aseg label names, the default evaluation structures and the left/right merge map."""
+"""Structure names and scored labels: FreeSurfer's aseg by default, else a label table's.
+
+Without a :class:`~nir.evaluation.label_table.LabelTable` every name is FreeSurfer's and
+``aseg`` (the 32 main structures) is the default label set; with one, names come from the table
+and its non-zero ids are the default set (``table``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from nir.errors import NirInputError
+from nir.evaluation.label_table import LabelTable
 
 # Main aseg structures by FreeSurfer ID (FreeSurferColorLUT names).
 ASEG_STRUCTURES: dict[int, str] = {
@@ -64,9 +70,26 @@ LABEL_NAMES: dict[int, str] = {**ASEG_STRUCTURES, **OTHER_ASEG_NAMES}
 DEFAULT_STRUCTURES: tuple[int, ...] = tuple(sorted(ASEG_STRUCTURES))
 
 
-def label_name(label: int) -> str:
-    """The FreeSurfer name of ``label``, or ``label-<id>`` when it is not in the table."""
-    return LABEL_NAMES.get(int(label), f"label-{int(label)}")
+def freesurfer_numbered(table: LabelTable) -> bool:
+    """Whether ``table`` names all 32 main aseg ids as FreeSurfer does (case aside; FreeSurfer
+    6's ``-Proper`` suffix, as in ``Left-Thalamus-Proper``, allowed): a FreeSurfer LUT."""
+    for label, name in ASEG_STRUCTURES.items():
+        given = table.names.get(label, "").casefold()
+        if given not in (name.casefold(), f"{name}-Proper".casefold()):
+            return False
+    return True
+
+
+def label_name(label: int, table: LabelTable | None = None) -> str:
+    """The name of ``label``: the table's; else FreeSurfer's (without a table, or when the
+    table is FreeSurfer-numbered); else ``label-<id>``."""
+    label = int(label)
+    if table is not None:
+        if label in table.names:
+            return table.names[label]
+        if not freesurfer_numbered(table):
+            return f"label-{label}"
+    return LABEL_NAMES.get(label, f"label-{label}")
 
 
 def merged_name(name: str) -> str:
@@ -80,19 +103,66 @@ def merged_name(name: str) -> str:
 MERGE_MAP: dict[str, str] = {name: merged_name(name) for name in LABEL_NAMES.values()}
 
 
-def parse_label_set(spec: str, present: Iterable[int]) -> list[int]:
-    """Labels to evaluate: ``aseg`` (the defaults), ``all`` (every non-zero label in ``present``)
-    or a comma-separated list of IDs such as ``2,41,17``."""
-    spec = spec.strip()
-    if spec == "aseg":
-        return list(DEFAULT_STRUCTURES)
-    if spec == "all":
-        return sorted({int(v) for v in present if int(v) != 0})
+def default_label_set(table: LabelTable | None) -> str:
+    """The label set scored when none is given: ``table`` with a label table, else ``aseg``."""
+    return "aseg" if table is None else "table"
+
+
+def _ids(spec: str, source: str) -> list[int]:
     try:
         labels = sorted({int(part) for part in spec.split(",") if part.strip()})
     except ValueError:
         labels = []
     if not labels or any(v <= 0 for v in labels):
-        raise NirInputError("--labels-set", f"expected 'aseg', 'all' or positive label IDs "
-                                            f"separated by commas, got {spec!r}")
+        raise NirInputError(source, f"expected 'aseg', 'table', 'all' or positive label IDs "
+                                    f"separated by commas, got {spec!r}")
     return labels
+
+
+def parse_label_set(spec: str | None, present: Iterable[int], table: LabelTable | None = None,
+                    source: str = "--labels-set") -> list[int]:
+    """Labels to evaluate: ``aseg`` (FreeSurfer's 32 main structures), ``table`` (the label
+    table's non-zero ids), ``all`` (every non-zero label in ``present``) or a comma-separated
+    list of IDs such as ``2,41,17``; ``None`` is :func:`default_label_set`.
+
+    With a table that is not FreeSurfer-numbered, ``aseg`` is refused (its ids would name other
+    structures there), and so is any listed id the table does not name.  ``source`` (the
+    option or config key) is named in errors.
+    """
+    spec = (default_label_set(table) if spec is None else spec).strip()
+    if spec == "table":
+        if table is None:
+            raise NirInputError(source, "'table' needs a label table (--label-table, "
+                                        "evaluation.label_table)")
+        return list(table.structures)
+    if spec == "aseg":
+        if table is not None and not freesurfer_numbered(table):
+            raise NirInputError(source, f"'aseg' means FreeSurfer's aseg ids, but the label "
+                                        f"table {table.path} numbers structures otherwise (id 2 "
+                                        f"is {label_name(2, table)!r}); use 'table', 'all' or "
+                                        "the table's ids")
+        return list(DEFAULT_STRUCTURES)
+    if spec == "all":
+        return sorted({int(v) for v in present if int(v) != 0})
+    labels = _ids(spec, source)
+    if table is not None:
+        unnamed = [v for v in labels if v not in table.names]
+        if unnamed:
+            raise NirInputError(source, f"label(s) {format_labels(unnamed)} are not in the label "
+                                        f"table {table.path}")
+    return labels
+
+
+def engine_label_set(spec: str | None, table: LabelTable | None) -> str:
+    """``spec`` as ``nir register --labels-set`` takes it (the engine knows no label table):
+    ``table`` (or the default with a table) becomes the table's ids; others are checked and
+    passed on."""
+    labels = parse_label_set(spec, (), table)
+    spec = (default_label_set(table) if spec is None else spec).strip()
+    return ",".join(map(str, labels)) if spec == "table" else spec
+
+
+def format_labels(labels: Sequence[int], limit: int = 12) -> str:
+    """``1, 2, 3`` or, for long lists, the first ``limit`` and how many more."""
+    text = ", ".join(map(str, labels[:limit]))
+    return text if len(labels) <= limit else f"{text} and {len(labels) - limit} more"

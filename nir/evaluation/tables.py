@@ -18,8 +18,9 @@ import pandas as pd
 from scipy import stats
 
 from nir.errors import NirInputError
-from nir.evaluation.columns import AFFINE, COLUMNS, PAIR_METRICS
-from nir.evaluation.labels import merged_name
+from nir.evaluation.columns import AFFINE, COLUMNS, PAIR_LABEL, PAIR_METRICS
+from nir.evaluation.label_table import LabelTable
+from nir.evaluation.labels import label_name, merged_name
 from nir.spatial.io import write_csv, write_text
 
 DSC30_FRACTION = 0.3
@@ -64,9 +65,24 @@ def _parse(text: str, path: str | Path) -> pd.DataFrame:
     return frame[list(COLUMNS)]
 
 
-def _load_pairs(paths: Sequence[str | Path]) -> tuple[pd.DataFrame, str | None]:
+def name_structures(frame: pd.DataFrame, table: LabelTable | None) -> pd.DataFrame:
+    """``frame`` with each per-structure row's name taken from ``table`` by its label id (as
+    ``nir evaluate --label-table`` names it); unchanged without a table."""
+    if table is None:
+        return frame
+    rows = frame["label"] != PAIR_LABEL
+    labels = frame.loc[rows, "label"].astype(int)
+    names = {label: label_name(label, table) for label in labels.unique()}
+    frame = frame.copy()
+    frame.loc[rows, "structure"] = labels.map(names)
+    return frame
+
+
+def _load_pairs(paths: Sequence[str | Path],
+                table: LabelTable | None = None) -> tuple[pd.DataFrame, str | None]:
     """:func:`read_pairs`, and the CSV text the frame was parsed from when it is exactly that
-    text (no duplicate dropped), so that ``pairs.csv`` need not be formatted again."""
+    text (no duplicate dropped, no structure renamed), so that ``pairs.csv`` need not be
+    formatted again."""
     if not paths:
         raise NirInputError("--pairs", "no evaluation CSV given")
     texts = [_read_text(path) for path in paths]
@@ -82,21 +98,25 @@ def _load_pairs(paths: Sequence[str | Path]) -> tuple[pd.DataFrame, str | None]:
     if frame is None:
         frame = pd.concat([_parse(text, path) for text, path in zip(texts, paths, strict=True)],
                           ignore_index=True)
-    duplicated = frame.duplicated(subset=["method", "stage", *KEY], keep="first")
+    named = name_structures(frame, table)
+    if not named["structure"].equals(frame["structure"]):
+        joined = None
+    duplicated = named.duplicated(subset=["method", "stage", *KEY], keep="first")
     if not duplicated.any():
-        return frame, None if joined is None or "\r" in joined else joined
-    return frame[~duplicated].reset_index(drop=True), None
+        return named, None if joined is None or "\r" in joined else joined
+    return named[~duplicated].reset_index(drop=True), None
 
 
-def read_pairs(paths: Sequence[str | Path]) -> pd.DataFrame:
-    """Concatenate per-pair evaluation CSVs, checking their columns; exact duplicates dropped.
+def read_pairs(paths: Sequence[str | Path], table: LabelTable | None = None) -> pd.DataFrame:
+    """Concatenate per-pair evaluation CSVs, checking their columns; exact duplicates dropped;
+    structures named by ``table`` (:func:`name_structures`) when one is given.
 
     When every file has exactly the columns ``nir evaluate`` writes, in its order (the usual
     case), the files are joined as text and parsed once, so a cohort's thousands of files load
     in seconds; otherwise, or if the joined text does not parse, each file is parsed alone, so
     that an error names its file.
     """
-    return _load_pairs(paths)[0]
+    return _load_pairs(paths, table)[0]
 
 
 def method_order(methods: Sequence[str]) -> list[str]:
@@ -264,10 +284,12 @@ def summary_latex(summary: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_tables(paths: Sequence[str | Path], out_dir: str | Path) -> dict[str, Path]:
-    """Write pairs.csv, summary.{csv,md,tex}, per_structure.csv and stats.csv into ``out_dir``."""
+def write_tables(paths: Sequence[str | Path], out_dir: str | Path,
+                 table: LabelTable | None = None) -> dict[str, Path]:
+    """Write pairs.csv, summary.{csv,md,tex}, per_structure.csv and stats.csv into ``out_dir``
+    (structure names from ``table`` when given)."""
     out_dir = Path(out_dir)
-    pairs, pairs_text = _load_pairs(paths)
+    pairs, pairs_text = _load_pairs(paths, table)
     comparison = comparison_frame(pairs)
     if comparison.empty:
         raise NirInputError("--pairs", "no 'before' or 'after' rows in the evaluation CSVs")

@@ -14,6 +14,7 @@ from nir.study.cohort import (
     cohort_from_config,
     make_pairs,
 )
+from nir.study.label_config import label_config
 from nir.study.methods import parse_methods
 from nir.study.paper_panels import check_panel_methods, check_panel_pair
 
@@ -37,6 +38,10 @@ ANTS_VENV = config["baselines"]["ants_venv"].rstrip("/")
 # With evaluation.in_register_job, one job per pair and method registers and evaluates.
 EVALUATE_IN_REGISTER = config["evaluation"]["in_register_job"]
 QC_PAIRS = PAIRS[: config["evaluation"]["qc_pairs"]]
+# evaluation.label_table (or None) and the scored labels as every job takes them (table -> ids)
+LABELS = label_config(config)
+LABEL_TABLE_INPUT = {"label_table": str(LABELS.table)} if LABELS.table else {}
+LABEL_TABLE_FLAG = " --label-table {input.label_table:q}" if LABELS.table else ""
 
 
 # A pair appears in paths as {moving}_to_{fixed}: moving is registered onto fixed.
@@ -122,6 +127,7 @@ def registration_io(engine, tracked=False):
     outputs = {kind: registered(kind) for kind in
                ("warped", "warped_labels", "warp", "jacobian", "summary")}
     inputs["fixed_labels"] = preproc_labels("{fixed}")  # evaluation, convergence records
+    inputs.update(LABEL_TABLE_INPUT)  # names and scores the structures (both)
     if tracked:
         outputs["convergence"] = registered("convergence")
     if EVALUATE_IN_REGISTER:
@@ -147,7 +153,7 @@ def evaluate_shell(products):
         f" --warped-labels {{{products}.warped_labels:q}} --jacobian {{{products}.jacobian:q}}"
         f" --summary {{{products}.summary:q}} --pair {{wildcards.moving}}_to_{{wildcards.fixed}}"
         " --fixed {wildcards.fixed} --moving {wildcards.moving} --method {wildcards.method}"
-        " --labels-set {params.labels_set:q} --out {output.metrics:q}"
+        f" --labels-set {{params.labels_set:q}}{LABEL_TABLE_FLAG} --out {{output.metrics:q}}"
     )
 
 

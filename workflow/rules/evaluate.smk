@@ -11,10 +11,11 @@ rule evaluate:
         warped_labels=registered("warped_labels"),
         jacobian=registered("jacobian"),
         summary=registered("summary"),
+        **LABEL_TABLE_INPUT,
     output:
         metrics=METRICS_CSV,
     params:
-        labels_set=config["evaluation"]["labels_set"],
+        labels_set=LABELS.labels_set,
     log:
         f"{R}/logs/evaluate/{{method}}/{PAIR}.log",
     shell:

@@ -49,7 +49,7 @@ rule register:
         warp_dtype=config["outputs"]["warp_dtype"],
         seed=config["seed"],
         device=config["device"],
-        labels_set=config["evaluation"]["labels_set"],
+        labels_set=LABELS.labels_set,
     log:
         f"{R}/logs/register/{{method}}/{PAIR}.log",
     benchmark:
@@ -98,7 +98,7 @@ rule register_ants:
         python=f"{ANTS_VENV}/bin/python",
         transform=lambda wc: METHODS[wc.method].options["transform"],
         seed=config["seed"],
-        labels_set=config["evaluation"]["labels_set"],
+        labels_set=LABELS.labels_set,
     log:
         f"{R}/logs/register/{{method}}/{PAIR}.log",
     benchmark:

@@ -2,7 +2,8 @@
 
 rule tables:
     input:
-        metrics_csvs(),
+        pairs=metrics_csvs(),
+        **LABEL_TABLE_INPUT,
     output:
         [table_output(name) for name in TABLES],
     params:
@@ -16,6 +17,7 @@ rule tables:
 rule figures:
     input:
         [f"{R}/tables/{name}" for name in TABLES],
+        **LABEL_TABLE_INPUT,
     output:
         [figure_output(name, ext) for name in FIGURES for ext in FIGURE_FORMATS],
     params:
@@ -24,7 +26,8 @@ rule figures:
     log:
         f"{R}/logs/figures/figures.log",
     shell:
-        "nir figures --tables {params.tables:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        "nir figures --tables {params.tables:q} --out-dir {params.out_dir:q}"
+        f"{LABEL_TABLE_FLAG} > {{log:q}} 2>&1"
 
 
 rule qc_panel:

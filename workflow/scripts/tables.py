@@ -8,5 +8,7 @@ from nir.cli import main
 
 sm = snakemake  # noqa: F821 (injected by Snakemake's script directive)
 with open(sm.log[0], "w") as log, redirect_stdout(log), redirect_stderr(log):
-    status = main(["tables", "--pairs", *sm.input, "--out-dir", sm.params.out_dir])
+    table = getattr(sm.input, "label_table", None)  # evaluation.label_table, when configured
+    option = ["--label-table", table] if table else []
+    status = main(["tables", "--pairs", *sm.input.pairs, "--out-dir", sm.params.out_dir, *option])
 sys.exit(status)
