@@ -306,7 +306,7 @@ def test_relabelled_real_pair_scores_the_same_under_the_table_names(real_cohort,
     assert _evaluate(monkeypatch, relabelled, renumbered, "--label-table", table) == 0
     a, b = (pd.read_csv(p).set_index(["stage", "structure", "metric"]) for p in
             (original, renumbered))
-    assert len(a) == len(b) == 2 * 32 * 2 + 4 + 6  # per structure, then the pair rows
+    assert len(a) == len(b) == 2 * 32 * 2 + 4 + 7  # per structure, then the pair rows
     assert set(a.index) == set(b.index)  # the same names
     b = b.loc[a.index]
     per_structure = a["label"] != -1
