@@ -93,17 +93,33 @@ def methods_regex(engine):
     return "|".join(names) if names else "(?!)"
 
 
-def method_resource(key):
-    """Resource ``key`` of a method's jobs: its ``resources`` override, else the config's.
+def method_resource(key, method=None):
+    """Resource ``key`` of the register jobs of the ``{method}`` wildcard, or of ``method``
+    (the template's): the method's ``resources`` override, else the config's.
 
     A plain value when no method overrides ``key``: a function costs Snakemake an
     inspection per job, which is most of a large cohort's planning time.
     """
     default = config["resources"][key]
-    per_method = lambda wc: METHODS[wc.method].resources.get(key, default)
+    per_method = lambda wc: METHODS[method or wc.method].resources.get(key, default)
     if key == "mem_mb":
-        return lambda wc, attempt: per_method(wc) * attempt
+        return times_attempt(per_method)
+    if method is not None:
+        return per_method(None)
     return per_method if any(key in m.resources for m in METHODS.values()) else default
+
+
+def job_resource(settings, key):
+    """Resource ``key`` of a job from a config ``resources`` mapping (``preprocess.resources``,
+    ``tbm.resources``); ``mem_mb`` grows with the attempt, as for register jobs."""
+    value = settings[key]
+    return times_attempt(lambda wc: value) if key == "mem_mb" else value
+
+
+def times_attempt(mem_mb):
+    """A ``mem_mb`` resource: ``mem_mb(wildcards)`` times the attempt, so a job retried
+    (``--retries``) after running out of memory asks for more."""
+    return lambda wc, attempt: mem_mb(wc) * attempt
 
 
 def registration_io(engine):
@@ -158,7 +174,8 @@ def preprocess_options():
     if options["grid_shape"]:
         words.append("--grid-shape " + " ".join(str(n) for n in options["grid_shape"]))
     words.append(f"--grid-spacing {options['grid_spacing']}")
-    words.append(f"--device {config['device']} --seed {config['seed']}")
+    # on the CPU whatever `device` says: see the preprocess rule
+    words.append(f"--device cpu --seed {config['seed']}")
     return " ".join(words)
 
 
@@ -222,8 +239,3 @@ def paper_output(name):
     return report(path, category="Paper", subcategory="Tables",
                   caption=f"../report/{PAPER_TABLES[name]}.rst")
 
-
-def round_outputs(kind, iteration="{iteration}"):
-    """One output kind of every subject's registration in template round ``iteration``
-    (TEMPLATE: template.smk, included when template.build is on)."""
-    return [TEMPLATE.registered(kind, iteration, s) for s in SUBJECTS]
