@@ -239,3 +239,17 @@ def paper_output(name):
     return report(path, category="Paper", subcategory="Tables",
                   caption=f"../report/{PAPER_TABLES[name]}.rst")
 
+
+# The template build (template.smk, included when template.build is on; TEMPLATE is its
+# nir.study.template_plan.TemplatePlan).
+def template_outputs(final):
+    """The outputs of a template registration in the last round (``final``) or an earlier
+    one, those not kept marked temp()."""
+    paths = {kind: TEMPLATE.registered(kind) for kind in TEMPLATE.kinds(final)}
+    return {kind: path if TEMPLATE.kept(kind, final) else temp(path)
+            for kind, path in paths.items()}
+
+
+def round_outputs(kind, iteration="{iteration}"):
+    """One output kind of every subject's registration in template round ``iteration``."""
+    return [TEMPLATE.registered(kind, iteration, s) for s in SUBJECTS]

@@ -49,7 +49,6 @@ else:
         resources:
             mem_mb=job_resource(config["preprocess"]["resources"], "mem_mb"),
             runtime=job_resource(config["preprocess"]["resources"], "runtime"),
-            gpu=0,
         shell:
             "nir preprocess --t1w {input.t1w:q} --labels {input.labels:q} --out {params.prefix:q}"
             " {params.brainmask} {params.options} > {log:q} 2>&1"

@@ -53,7 +53,6 @@ rule tbm_glm:
     resources:
         mem_mb=job_resource(TBM["resources"], "mem_mb"),
         runtime=job_resource(TBM["resources"], "runtime"),
-        gpu=0,
     script:
         "../scripts/tbm_glm.py"
 
