@@ -10,6 +10,7 @@ import sys
 from nir import __version__
 from nir.allocator import retain_freed_memory
 from nir.errors import NirInputError, NirRunError
+from nir.termination import terminate_as_error
 
 DESCRIPTION = ("Neural-field image registration (NIR) of brain MRI: register pairs, apply and "
                "score warps, preprocess scans, and build cohort tables and figures. "
@@ -37,11 +38,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; bad input exits with status 2, a failed external tool with 1, each with one
-    line on stderr."""
+    line on stderr. Every command runs with SIGTERM and SIGINT turned into an error
+    (:func:`nir.termination.terminate_as_error`): a killed command removes its temporary files
+    and exits 1 with one line."""
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv[0] if argv and argv[0] in COMMANDS else None).parse_args(argv)
     try:
-        args.run(args)
+        with terminate_as_error():
+            args.run(args)
     except NirInputError as exc:
         print(f"nir {args.command}: error: {exc}", file=sys.stderr)
         return 2

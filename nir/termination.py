@@ -6,6 +6,7 @@ process on the spot, leaving ``.{stem}.*`` temporary files beside the outputs an
 folders.  Inside :func:`terminate_as_error` either signal raises :class:`TerminatedError` in the
 main thread instead, so every ``finally`` on the way out runs: temporary files are removed, a
 child process (ANTs) is killed, and the command line prints one line and exits 1.
+:func:`nir.cli.main` runs every ``nir`` command inside it.
 """
 
 from __future__ import annotations

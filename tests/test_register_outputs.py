@@ -26,6 +26,7 @@ from nir.engine.register import RegistrationResult
 from nir.evaluation.metrics import dice_per_label, folding_percent, mean_dice
 from nir.spatial.displacement import load_warp, save_warp
 from nir.spatial.io import load_volume
+from tests.interrupt import SLOW_WRITE, terminate
 from tests.phantom import phantom, smooth_displacement, voxel_grid
 
 SHAPE = (12, 12, 12)
@@ -132,58 +133,16 @@ def test_a_failed_rerun_removes_the_stale_summary(small_pair, tmp_path, monkeypa
 
 # --- SIGTERM: a scheduler's time limit -------------------------------------------------------
 
-DRIVER = textwrap.dedent('''
-    """nir with a hook that touches MARKER when the stage under test starts."""
-    import sys, time
-    from pathlib import Path
+FIT_HOOK = textwrap.dedent("""
+    from nir.engine import pair
+    real_register = pair.register
 
-    marker, stage = Path(sys.argv[1]), sys.argv[2]
-    if stage == "fit":
-        from nir.engine import pair
-        real_register = pair.register
+    def register(*args, **kwargs):
+        marker.touch()
+        return real_register(*args, **kwargs)
 
-        def register(*args, **kwargs):
-            marker.touch()
-            return real_register(*args, **kwargs)
-
-        pair.register = register
-    else:  # write: every NIfTI takes 2 s more once written to its temporary file
-        from nir.spatial import io
-        real_write = io.write_nifti
-
-        def write_nifti(img, path):
-            real_write(img, path)
-            marker.touch()
-            time.sleep(2)
-
-        io.write_nifti = write_nifti
-    from nir.cli import main
-    sys.exit(main(sys.argv[3:]))
-''')
-
-
-def _terminate(tmp_path: Path, stage: str, argv: list[str]) -> tuple[int, str, list[str]]:
-    """Run ``nir argv`` with the hook of ``stage``; SIGTERM it once the stage has started.
-
-    Returns the exit status, stderr and the names in the output folder when the signal went.
-    """
-    driver, marker = tmp_path / "driver.py", tmp_path / "started"
-    driver.write_text(DRIVER)
-    process = subprocess.Popen([sys.executable, str(driver), str(marker), stage, *argv],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not marker.exists():
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "the stage never started"
-            time.sleep(0.05)
-        time.sleep(0.3)
-        present = sorted(p.name for p in (tmp_path / "out").iterdir())
-        process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    return process.returncode, err, present
+    pair.register = register
+""")
 
 
 @pytest.mark.parametrize("stage", ["fit", "write"])
@@ -197,7 +156,8 @@ def test_sigterm_removes_temporaries_and_exits_with_one_line(stage, small_pair,
             str(small_pair["moving"]), "--moving-labels", str(small_pair["labels"]),
             "--out", str(out / "pair"), "--sampler", "downsize", "--iterations", iterations,
             "--threads", "1", "--device", "cpu", "--quiet"]
-    status, err, present = _terminate(tmp_path, stage, argv)
+    status, err, present = terminate(tmp_path, FIT_HOOK if stage == "fit" else SLOW_WRITE,
+                                     argv, out)
     if stage == "write":  # the signal came while a temporary output was on disk
         assert [name for name in present if name.startswith(".pair_")], present
     assert status == 1

@@ -143,14 +143,34 @@ def test_template_plan_checks_method_and_initial() -> None:
 
     methods = parse_methods({"vel": {"preset": "fast"}, "disp": {"mode": "displacement"},
                              "syn": {"engine": "ants"}})
-    config = {"template": {"initial": "sub-02", "iterations": 2, "method": None}}
+    config = {"template": {"initial": "sub-02", "iterations": 2, "method": None,
+                           "keep_rounds": False},
+              "outputs": {"warp": False, "jacobian": True, "warped": True,
+                          "warped_labels": False, "warp_dtype": "int16"}}
     plan = TemplatePlan.from_config(config, methods, ["sub-01", "sub-02"], "res")
-    assert plan.method == "vel" and plan.inverse and "inverse_warp" in plan.kinds
+    assert plan.method == "vel" and plan.velocity
+    # inverse warps in the last round only, and with them the warp's storage
+    assert plan.kinds(final=True)[-1] == "inverse_warp"
+    assert "inverse_warp" not in plan.kinds(final=False)
+    assert plan.register_flags(final=True) == "--warp-dtype int16 --inverse"
+    assert plan.register_flags(final=False) == "--warp-dtype int16"
+    assert (plan.rounds(final=False), plan.rounds(final=True)) == ("00|01", "02")
     assert plan.image(2) == "res/template/iter-02/template.nii.gz"
     assert plan.registered("warp", 1, "sub-01") == \
         "res/template/iter-01/register/sub-01/sub-01_warp.nii.gz"
+    # the last round keeps what `outputs` says (the inverse goes with the warp); the earlier
+    # rounds drop their warps and det J maps too, unless keep_rounds
+    prefix = "res/template/iter-0{}/register/sub-01/sub-01_"
+    assert plan.dropped(2, "sub-01") == [prefix.format(2) + kind + ".nii.gz" for kind in
+                                         ("warped_labels", "warp", "inverse_warp")]
+    assert plan.dropped(0, "sub-01") == [prefix.format(0) + kind + ".nii.gz" for kind in
+                                         ("warped_labels", "warp", "jacobian")]
+    config["template"]["keep_rounds"] = True
+    kept = TemplatePlan.from_config(config, methods, ["sub-01", "sub-02"], "res")
+    assert kept.dropped(0, "sub-01") == [prefix.format(0) + "warped_labels.nii.gz"]
     config["template"]["method"] = "disp"
-    assert not TemplatePlan.from_config(config, methods, ["sub-01", "sub-02"], "r").inverse
+    displacement = TemplatePlan.from_config(config, methods, ["sub-01", "sub-02"], "r")
+    assert "inverse_warp" not in displacement.kinds(final=True)
     config["template"]["method"] = "syn"
     with pytest.raises(NirInputError, match=r"template\.method"):
         TemplatePlan.from_config(config, methods, ["sub-01", "sub-02"], "r")

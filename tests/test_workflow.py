@@ -87,7 +87,10 @@ def demo_run(tmp_path_factory) -> dict:
     before_rerun = _mtimes(results / "preprocess")
     pending = planned_jobs(workdir, TEST_CONFIG)
     registered_before = _mtimes(results / "register")
-    finished = {p.parent for p in (results / "register").rglob("*_summary.json")}
+    # finished: the pair's whole job, registration then evaluation, whose last output is the
+    # metrics CSV (a summary alone may belong to a job killed while it evaluated: redone)
+    finished = {p.parent for p in (results / "register").rglob("*_summary.json")
+                if (results / "metrics" / p.parts[-3] / f"{p.parent.name}.csv").exists()}
     snakemake(workdir, TEST_CONFIG)
     snakemake(workdir, TEST_CONFIG, "--report", str(results / "report.html"))
     return {"workdir": workdir, "results": results, "pending": pending,

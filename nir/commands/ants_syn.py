@@ -8,7 +8,6 @@ from pathlib import Path
 from nir.baselines.ants_syn import register_ants
 from nir.commands.register import add_pair_arguments, add_warp_dtype_argument
 from nir.study.methods import DEFAULT_TRANSFORM, TRANSFORMS
-from nir.termination import terminate_as_error
 
 HELP = ("Register a moving image onto a fixed image with ANTs SyN (antspyx, run in its own "
         "environment from `nir ants-env`). Writes the same PREFIX_* files as `nir register`.")
@@ -33,11 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     """Run one ANTs registration."""
-    with terminate_as_error():  # SIGTERM kills ANTs and removes the .ants-* folder
-        summary = register_ants(args.fixed, args.moving, args.out, args.ants_python,
-                                transform=args.transform, moving_labels=args.moving_labels,
-                                seed=args.seed, threads=args.threads,
-                                fixed_labels=args.fixed_labels, warp_dtype=args.warp_dtype)
+    # SIGTERM (an error inside nir.cli.main) kills ANTs and removes the .ants-* folder
+    summary = register_ants(args.fixed, args.moving, args.out, args.ants_python,
+                            transform=args.transform, moving_labels=args.moving_labels,
+                            seed=args.seed, threads=args.threads,
+                            fixed_labels=args.fixed_labels, warp_dtype=args.warp_dtype)
     print(f"nir ants-syn: {summary['seconds']:.1f} s, peak RSS {summary['peak_rss_mb']:.0f} MB, "
           f"folded {summary['folding_percent']:.4f} % ({summary['folding_region']}) "
           f"-> {args.out}_*")

@@ -15,7 +15,7 @@ from nir.evaluation import metrics
 from nir.evaluation.columns import AFFINE, COLUMNS, PAIR_LABEL, PAIR_STRUCTURE
 from nir.evaluation.label_table import LabelTable
 from nir.evaluation.labels import format_labels, label_name, parse_label_set
-from nir.spatial.io import Volume, load_labels, load_volume, write_csv
+from nir.spatial.io import Volume, check_grid, load_labels, load_volume, write_csv
 from nir.summary import read_json_object
 
 HELP = ("Score one registered pair: per-structure Dice and HD95 before (moving vs fixed labels, "
@@ -69,12 +69,6 @@ def _number(summary: dict, key: str, path: Path | None) -> float:
         raise NirInputError(path, f"{key!r} is not a number: {value!r}") from exc
 
 
-def _same_grid(path: Path, shape: tuple[int, ...], fixed: Volume) -> None:
-    if tuple(shape) != fixed.shape:
-        raise NirInputError(path, f"shape {tuple(shape)} differs from the fixed labels' shape "
-                                  f"{fixed.shape} ({fixed.path})")
-
-
 def _regularity(args: argparse.Namespace, fixed: Volume) -> tuple[float, float]:
     """(folding %, SDlogJ) of the deformation inside the mask."""
     if args.jacobian is None:
@@ -83,10 +77,10 @@ def _regularity(args: argparse.Namespace, fixed: Volume) -> tuple[float, float]:
                                               f"(only '{AFFINE}' may omit it)")
         return 0.0, 0.0  # an affine-only result has no deformation: det J = 1 everywhere
     detj = load_volume(args.jacobian)
-    _same_grid(args.jacobian, detj.shape, fixed)
+    check_grid(args.jacobian, detj.shape, detj.affine, fixed, "fixed labels'")
     if args.mask is not None:
         mask_vol = load_labels(args.mask)
-        _same_grid(args.mask, mask_vol.shape, fixed)
+        check_grid(args.mask, mask_vol.shape, mask_vol.affine, fixed, "fixed labels'")
         mask = mask_vol.data.numpy() > 0
     else:
         mask = metrics.brain_mask(fixed.data.numpy())[0]

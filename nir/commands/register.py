@@ -12,7 +12,6 @@ from nir.engine.pair import register_files
 from nir.engine.params import FIELDS, MODES, PRESETS, SAMPLERS, load_params
 from nir.errors import NirInputError
 from nir.spatial.displacement import WARP_DTYPES
-from nir.termination import terminate_as_error
 
 HELP = ("Register a moving image onto a fixed image with a neural field. Writes "
         "PREFIX_warped.nii.gz, PREFIX_warped_labels.nii.gz (with --moving-labels), "
@@ -98,12 +97,11 @@ def run(args: argparse.Namespace) -> None:
     params = load_params(args.config, preset=args.preset, field=args.field, mode=args.mode,
                          sampler=args.sampler,
                          iterations=args.iterations, track_every=args.track_every)
-    with terminate_as_error():
-        summary = register_files(args.fixed, args.moving, args.out, params,
-                                 moving_labels=args.moving_labels, seed=args.seed,
-                                 device=device, progress=not args.quiet, inverse=args.inverse,
-                                 fixed_labels=args.fixed_labels, labels_set=args.labels_set,
-                                 warp_dtype=args.warp_dtype)
+    summary = register_files(args.fixed, args.moving, args.out, params,
+                             moving_labels=args.moving_labels, seed=args.seed, device=device,
+                             progress=not args.quiet, inverse=args.inverse,
+                             fixed_labels=args.fixed_labels, labels_set=args.labels_set,
+                             warp_dtype=args.warp_dtype)
     print(f"nir register: {summary['seconds']:.1f} s on {summary['device']}, "
           f"peak RSS {summary['peak_rss_mb']:.0f} MB, folded "
           f"{summary['folding_percent']:.4f} % ({summary['folding_region']}) -> {args.out}_*")

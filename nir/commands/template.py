@@ -1,17 +1,19 @@
-"""``nir template``: build an unbiased study template from preprocessed images (the workflow's
-template.build runs the same steps as one job per subject and iteration)."""
+"""``nir template``: build an unbiased study template from preprocessed images, round by round
+as :class:`nir.study.template_plan.TemplatePlan` lays out (the workflow's template.build runs
+the same plan as one job per subject and round)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from nir.commands.register import add_runtime_arguments, apply_runtime
+from nir.commands.register import add_runtime_arguments, add_warp_dtype_argument, apply_runtime
 from nir.engine.pair import register_files
 from nir.engine.params import PRESETS, load_params
 from nir.errors import NirInputError
 from nir.spatial.io import write_text
 from nir.study.cohort import check_id
+from nir.study.template_plan import TemplatePlan
 from nir.study.template_steps import (
     affine_dice,
     copy_file,
@@ -25,7 +27,8 @@ from nir.study.template_steps import (
 HELP = ("Build a study template: register every image onto the current template, average them "
         "through the inverse of their mean displacement, repeat. Writes OUT/iter-NN/ (template, "
         "registrations, round.json), OUT/template.nii.gz, OUT/progress.tsv and, with --labels, "
-        "OUT/template_labels.nii.gz. A rerun keeps finished registrations and templates.")
+        "OUT/template_labels.nii.gz. The rounds before the last keep their warps and det J "
+        "maps only with --keep-rounds. A rerun keeps finished registrations and templates.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="registration preset (default fast)")
     parser.add_argument("--config", type=Path, metavar="params.yaml",
                         help="YAML of registration parameters; wins over --preset")
+    parser.add_argument("--keep-rounds", action="store_true",
+                        help="keep the warps and det J maps of the rounds before the last "
+                             "(default: deleted once the shape update has read them)")
+    add_warp_dtype_argument(parser)
     add_runtime_arguments(parser)
 
 
@@ -55,7 +62,7 @@ def _ids(images: list[Path]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> None:
-    """Run every iteration in turn."""
+    """Run every round in turn, skipping what an earlier run finished."""
     device = apply_runtime(args)
     if args.iterations < 1:
         raise NirInputError("--iterations", f"must be >= 1, got {args.iterations}")
@@ -65,34 +72,36 @@ def run(args: argparse.Namespace) -> None:
     params = load_params(args.config, preset=None if args.config else args.preset)
     ids = _ids(args.images)
     labels = args.labels or [None] * len(ids)
-    out = args.out
-    template = out / "iter-00" / "template.nii.gz"
-    if not template.exists():
-        write_initial(args.images, template, args.initial, ids)
+    plan = TemplatePlan(str(args.out), args.iterations, params.mode == "velocity",
+                        keep_rounds=args.keep_rounds, warp_dtype=args.warp_dtype)
+    if not Path(plan.image(0)).exists():
+        write_initial(args.images, plan.image(0), args.initial, ids)
     for k in range(args.iterations + 1):
-        folder = out / f"iter-{k:02d}"
-        template = folder / "template.nii.gz"
-        prefixes = [folder / "register" / sid / sid for sid in ids]
-        for image, label, prefix in zip(args.images, labels, prefixes, strict=True):
-            if not Path(f"{prefix}_summary.json").exists():
-                register_files(template, image, prefix, params, moving_labels=label,
-                               seed=args.seed, device=device, progress=not args.quiet,
-                               inverse=k == args.iterations and params.mode == "velocity")
-        warps = [Path(f"{p}_warp.nii.gz") for p in prefixes]
-        warped_labels = [Path(f"{p}_warped_labels.nii.gz") for p in prefixes] if args.labels \
-            else []
-        write_round(template, warps, warped_labels, k, folder / "round.json")
-        nxt = out / f"iter-{k + 1:02d}" / "template.nii.gz"
-        if k < args.iterations and not nxt.exists():
-            write_update(args.images, warps, template, nxt, nxt.parent / "update.json")
-        print(f"nir template: iteration {k} done -> {template}")
-    copy_file(template, out / "template.nii.gz")
-    table = progress_table([out / f"iter-{k:02d}" / "round.json"
-                            for k in range(args.iterations + 1)])
+        final = plan.is_final(k)
+        for sid, image, label in zip(ids, args.images, labels, strict=True):
+            if not Path(plan.registered("summary", k, sid)).exists():
+                register_files(plan.image(k), image, plan.prefix(k, sid), params,
+                               moving_labels=label, seed=args.seed, device=device,
+                               progress=not args.quiet, inverse=plan.inverse(final),
+                               warp_dtype=plan.warp_dtype)
+        warps = [plan.registered("warp", k, sid) for sid in ids]
+        warped_labels = [plan.registered("warped_labels", k, sid) for sid in ids] \
+            if args.labels else []
+        if not Path(plan.round_record(k)).exists():
+            write_round(plan.image(k), warps, warped_labels, k, plan.round_record(k))
+        if not final:
+            if not Path(plan.image(k + 1)).exists():
+                write_update(args.images, warps, plan.image(k), plan.image(k + 1),
+                             plan.update_record(k + 1))
+            for path in (p for sid in ids for p in plan.dropped(k, sid)):
+                Path(path).unlink(missing_ok=True)
+        print(f"nir template: iteration {k} done -> {plan.image(k)}")
+    out = args.out
+    copy_file(plan.image(args.iterations), out / "template.nii.gz")
+    table = progress_table([plan.round_record(k) for k in range(args.iterations + 1)])
     if args.labels:
-        write_final_labels(template, warped_labels, out / "template_labels.nii.gz",
-                           out / "template_brainmask.nii.gz")
+        write_final_labels(plan.image(args.iterations), warped_labels,
+                           out / "template_labels.nii.gz", out / "template_brainmask.nii.gz")
         table["affine_groupwise_dice"] = round(affine_dice(args.labels), 4)
     write_text(table.to_csv(sep="\t", index=False), out / "progress.tsv")
     print(table.to_string(index=False))
-

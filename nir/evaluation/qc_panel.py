@@ -19,11 +19,12 @@ from nir.errors import NirInputError
 from nir.evaluation.metrics import jacobian_determinant
 from nir.spatial.displacement import load_warp
 from nir.spatial.intensity import percentile_scale
-from nir.spatial.io import atomic_write, load_volume
+from nir.spatial.io import Volume, atomic_write, check_grid, load_volume
 
 GRID_LINES = 32
 CHECKER_TILES = 8
 QC_DPI = 100
+FIXED = "fixed image"  # the grid every other input of a panel must share
 
 
 def read_itk_displacement(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -71,11 +72,10 @@ def checkerboard(a: np.ndarray, b: np.ndarray, tiles: int = CHECKER_TILES) -> np
     return np.where(((rows // size) + (cols // size)) % 2 == 0, a, b)
 
 
-def _load_on(path: str | Path, shape: tuple[int, ...], reference: str | Path) -> np.ndarray:
+def _load_on(path: str | Path, fixed: Volume) -> np.ndarray:
+    """The image at ``path``, which must lie on the fixed image's grid (shape and affine)."""
     volume = load_volume(path)
-    if volume.shape != tuple(shape):
-        raise NirInputError(path, f"shape {volume.shape} differs from {tuple(shape)} "
-                                  f"of the fixed image ({reference})")
+    check_grid(path, volume.shape, volume.affine, fixed, FIXED)
     return volume.data.numpy()
 
 
@@ -123,20 +123,20 @@ def qc_panel(fixed: str | Path, moving: str | Path, warped: str | Path,
     fixed_vol = load_volume(fixed)
     affine, shape = fixed_vol.affine, fixed_vol.shape
     moving_vol = load_volume(moving)
-    warped_np = _load_on(warped, shape, fixed)
+    warped_np = _load_on(warped, fixed_vol)
     if isinstance(warp, np.ndarray):
         disp = warp
+        if disp.shape != (*shape, 3):
+            raise NirInputError(None, f"displacement shape {disp.shape} does not match the "
+                                      f"fixed image grid {shape} ({fixed})")
     else:
-        disp, _ = read_itk_displacement(warp)
-    if disp.shape != (*shape, 3):
-        raise NirInputError(None if isinstance(warp, np.ndarray) else warp,
-                            f"displacement shape {disp.shape} does not match the fixed image "
-                            f"grid {shape} ({fixed})")
+        disp, warp_affine = read_itk_displacement(warp)
+        check_grid(warp, disp.shape[:3], warp_affine, fixed_vol, FIXED)
     disp_ras = displacement_to_ras(disp, affine)
     if jacobian is None:
         detj = _slab_jacobian(disp_ras)
     else:
-        detj = _slice(to_ras(_load_on(jacobian, shape, fixed), affine))
+        detj = _slice(to_ras(_load_on(jacobian, fixed_vol), affine))
 
     f = _slice(to_ras(_unit(fixed_vol.data.numpy()), affine))
     m = _slice(to_ras(_unit(moving_vol.data.numpy()), moving_vol.affine))

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from nir.spatial.geometry import fixed_to_moving_norm, voxel_sizes, voxel_to_norm
 
@@ -55,7 +54,3 @@ class FieldFrame:
         """4x4 matrix: field coordinates -> normalised coords of a moving grid (via world mm)."""
         return (fixed_to_moving_norm(self.shape, self.affine, moving_shape, moving_affine)
                 @ self.norm_from_field)
-
-    def field_step(self, voxels: float) -> torch.Tensor:
-        """Length in field units of ``voxels`` voxels along each axis, shape (3,)."""
-        return torch.tensor([voxels * s / self.radius_mm for s in self.spacing])

@@ -80,6 +80,18 @@ def same_grid(shape: tuple[int, ...], affine: np.ndarray, other_shape: tuple[int
                                                               atol=AFFINE_ATOL_MM)
 
 
+def check_grid(path: str | Path, shape: tuple[int, ...], affine: np.ndarray, like: Volume,
+               what: str) -> None:
+    """NirInputError naming ``path`` unless its voxel grid (``shape`` and ``affine``, within
+    AFFINE_ATOL_MM) is that of ``like`` (``what``: its role, e.g. ``fixed image``)."""
+    if tuple(shape) != like.shape:
+        raise NirInputError(path, f"shape {tuple(shape)} differs from {what} shape {like.shape} "
+                                  f"({like.path})")
+    if not np.allclose(affine, like.affine, atol=AFFINE_ATOL_MM):
+        raise NirInputError(path, f"affine differs from the {what} affine ({like.path}): same "
+                                  "shape, another grid in world space")
+
+
 def load_volume(path: str | Path) -> Volume:
     """Read an intensity image; reject unreadable, non-3D, non-finite or all-zero files."""
     img, raw = _read(path)
@@ -109,11 +121,7 @@ def load_labels(path: str | Path, like: Volume | None = None) -> Volume:
     if not np.any(data):
         raise NirInputError(path, "label map is all zero (no labels)")
     if like is not None:
-        if data.shape != like.shape:
-            raise NirInputError(path, f"label shape {data.shape} differs from image shape "
-                                      f"{like.shape} ({like.path})")
-        if not np.allclose(img.affine, like.affine, atol=AFFINE_ATOL_MM):
-            raise NirInputError(path, f"label affine differs from the image affine ({like.path})")
+        check_grid(path, data.shape, img.affine, like, "image")
     if data.dtype.kind == "f":
         data = np.round(data)
     labels = torch.from_numpy(np.ascontiguousarray(data, dtype=np.int64))

@@ -24,7 +24,6 @@ PAIR_SEPARATOR = "_to_"
 PAIR_MEMBER_REGEX = rf"[A-Za-z0-9](?:(?!{PAIR_SEPARATOR})[A-Za-z0-9_-])*"
 PAIR_MODES = ("all", "template", "random", "file", "none")
 SHEET_COLUMNS = ("subject", "t1w", "labels", "brainmask")
-DEFAULT_BIDS_T1W = "{subject}/anat/{subject}_T1w.nii.gz"
 
 _ID = re.compile(ID_REGEX)
 

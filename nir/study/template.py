@@ -1,4 +1,4 @@
-"""The steps of unbiased study-template construction (the loop itself lives in the DAG).
+"""The steps of unbiased study-template construction (the rounds: nir.study.template_plan).
 
 Iteration ``k`` registers every subject (moving) onto the template ``T_k`` (fixed), giving
 pull-back displacements ``u_s``: the template point ``x`` shows the subject point

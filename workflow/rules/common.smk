@@ -102,17 +102,33 @@ def methods_regex(engine, tracked=None):
     return "|".join(names) if names else "(?!)"
 
 
-def method_resource(key):
-    """Resource ``key`` of a method's jobs: its ``resources`` override, else the config's.
+def method_resource(key, method=None):
+    """Resource ``key`` of the register jobs of the ``{method}`` wildcard, or of ``method``
+    (the template's): the method's ``resources`` override, else the config's.
 
     A plain value when no method overrides ``key``: a function costs Snakemake an
     inspection per job, which is most of a large cohort's planning time.
     """
     default = config["resources"][key]
-    per_method = lambda wc: METHODS[wc.method].resources.get(key, default)
+    per_method = lambda wc: METHODS[method or wc.method].resources.get(key, default)
     if key == "mem_mb":
-        return lambda wc, attempt: per_method(wc) * attempt
+        return times_attempt(per_method)
+    if method is not None:
+        return per_method(None)
     return per_method if any(key in m.resources for m in METHODS.values()) else default
+
+
+def job_resource(settings, key):
+    """Resource ``key`` of a job from a config ``resources`` mapping (``preprocess.resources``,
+    ``tbm.resources``); ``mem_mb`` grows with the attempt, as for register jobs."""
+    value = settings[key]
+    return times_attempt(lambda wc: value) if key == "mem_mb" else value
+
+
+def times_attempt(mem_mb):
+    """A ``mem_mb`` resource: ``mem_mb(wildcards)`` times the attempt, so a job retried
+    (``--retries``) after running out of memory asks for more."""
+    return lambda wc, attempt: mem_mb(wc) * attempt
 
 
 def registration_io(engine, tracked=False):
@@ -171,7 +187,8 @@ def preprocess_options():
     if options["grid_shape"]:
         words.append("--grid-shape " + " ".join(str(n) for n in options["grid_shape"]))
     words.append(f"--grid-spacing {options['grid_spacing']}")
-    words.append(f"--device {config['device']} --seed {config['seed']}")
+    # on the CPU whatever `device` says: see the preprocess rule
+    words.append(f"--device cpu --seed {config['seed']}")
     return " ".join(words)
 
 
@@ -239,7 +256,16 @@ def paper_output(name):
                   caption=f"../report/{PAPER_TABLES[name]}.rst")
 
 
+# The template build (template.smk, included when template.build is on; TEMPLATE is its
+# nir.study.template_plan.TemplatePlan).
+def template_outputs(final):
+    """The outputs of a template registration in the last round (``final``) or an earlier
+    one, those not kept marked temp()."""
+    paths = {kind: TEMPLATE.registered(kind) for kind in TEMPLATE.kinds(final)}
+    return {kind: path if TEMPLATE.kept(kind, final) else temp(path)
+            for kind, path in paths.items()}
+
+
 def round_outputs(kind, iteration="{iteration}"):
-    """One output kind of every subject's registration in template round ``iteration``
-    (TEMPLATE: template.smk, included when template.build is on)."""
+    """One output kind of every subject's registration in template round ``iteration``."""
     return [TEMPLATE.registered(kind, iteration, s) for s in SUBJECTS]

@@ -39,6 +39,16 @@ else:
             options=preprocess_options(),
         log:
             f"{R}/logs/preprocess/{{subject}}.log",
+        benchmark:
+            f"{R}/benchmarks/preprocess/{{subject}}.tsv"
+        # On the CPU (preprocess_options passes --device cpu), so it reserves no GPU: once per
+        # subject, about one registration's time, and mostly numpy/scipy (bias field,
+        # resampling); a GPU held for it would idle, and the CPU gives the same preprocessed
+        # images on every node. Torch and BLAS use `threads` (Snakemake sets OMP_NUM_THREADS).
+        threads: config["preprocess"]["resources"]["threads"]
+        resources:
+            mem_mb=job_resource(config["preprocess"]["resources"], "mem_mb"),
+            runtime=job_resource(config["preprocess"]["resources"], "runtime"),
         shell:
             "nir preprocess --t1w {input.t1w:q} --labels {input.labels:q} --out {params.prefix:q}"
             " {params.brainmask} {params.options} > {log:q} 2>&1"

@@ -48,6 +48,11 @@ rule tbm_glm:
         seed=config["seed"],
     log:
         f"{R}/logs/tbm/glm.log",
+    # numpy and scipy only (BLAS threads: Snakemake sets OMP_NUM_THREADS), so no GPU
+    threads: TBM["resources"]["threads"]
+    resources:
+        mem_mb=job_resource(TBM["resources"], "mem_mb"),
+        runtime=job_resource(TBM["resources"], "runtime"),
     script:
         "../scripts/tbm_glm.py"
 

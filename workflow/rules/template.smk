@@ -1,7 +1,11 @@
-# Study-template construction (template.build): iteration k registers every subject onto the
-# template T_k, one job per subject (template_register); template_update averages the subjects
-# through the inverse of their mean displacement into T_{k+1}. The loop is the DAG: a resumed
-# run redoes only what is missing. Round K (the last) gives the template-space outputs.
+# Study-template construction (template.build), round by round as nir.study.template_plan lays
+# out (nir template runs the same plan in one process): round k registers every subject onto
+# the template T_k, one job per subject (template_register; template_register_final for the
+# last round, which also writes inverse warps in velocity mode); template_update averages the
+# subjects through the inverse of their mean displacement into T_{k+1}. The loop is the DAG:
+# a resumed run redoes only what is missing. Round K (the last) gives the template-space
+# outputs. Registration outputs that are not kept (TemplatePlan.kept: `outputs`,
+# template.keep_rounds) are temp(): deleted once the steps that read them are done.
 from nir.study.template_plan import TemplatePlan
 
 TEMPLATE = TemplatePlan.from_config(config, METHODS, list(SUBJECTS), R)
@@ -25,33 +29,49 @@ rule template_init:
         "../scripts/template_init.py"
 
 
+# Resources as the template method's register jobs (its `resources`, else the config's), and
+# its GPUs reserved the same way, since `nir register --device auto` takes a visible GPU.
 rule template_register:
+    wildcard_constraints:
+        iteration=TEMPLATE.rounds(final=False),
     input:
         fixed=TEMPLATE.image("{iteration}"),
         moving=preproc("{subject}"),
         moving_labels=preproc_labels("{subject}"),
         params=f"{R}/register/{TEMPLATE.method}/params.yaml",
     output:
-        **{kind: TEMPLATE.registered(kind) for kind in TEMPLATE.kinds},
+        **template_outputs(final=False),
     params:
         prefix=TEMPLATE.prefix(),
         seed=config["seed"],
         device=config["device"],
-        inverse="--inverse" if TEMPLATE.inverse else "",
+        options=TEMPLATE.register_flags(final=False),
     log:
         f"{R}/logs/template/register/iter-{{iteration}}/{{subject}}.log",
     benchmark:
         f"{R}/benchmarks/template/iter-{{iteration}}/{{subject}}.tsv"
-    threads: config["resources"]["threads"]
+    threads: method_resource("threads", TEMPLATE.method)
     resources:
-        mem_mb=lambda wc, attempt: config["resources"]["mem_mb"] * attempt,
-        runtime=config["resources"]["runtime"],
-        gpu=config["resources"]["gpu"],
+        mem_mb=method_resource("mem_mb", TEMPLATE.method),
+        runtime=method_resource("runtime", TEMPLATE.method),
+        gpu=method_resource("gpu", TEMPLATE.method),
     shell:
         "nir register --fixed {input.fixed:q} --moving {input.moving:q}"
         " --moving-labels {input.moving_labels:q} --out {params.prefix:q}"
         " --config {input.params:q} --seed {params.seed} --device {params.device}"
-        " --threads {threads} --quiet {params.inverse} > {log:q} 2>&1"
+        " --threads {threads} --quiet {params.options} > {log:q} 2>&1"
+
+
+use rule template_register as template_register_final with:
+    wildcard_constraints:
+        iteration=TEMPLATE.rounds(final=True),
+    output:
+        **template_outputs(final=True),
+    params:
+        prefix=TEMPLATE.prefix(),
+        seed=config["seed"],
+        device=config["device"],
+        options=TEMPLATE.register_flags(final=True),
 
 
 rule template_update:
@@ -63,7 +83,7 @@ rule template_update:
         template=lambda wc: TEMPLATE.image(TEMPLATE.previous(wc.iteration)),
     output:
         template=TEMPLATE.image("{iteration}"),
-        summary=f"{TEMPLATE.root}/iter-{{iteration}}/update.json",
+        summary=TEMPLATE.update_record("{iteration}"),
     log:
         f"{R}/logs/template/update/iter-{{iteration}}.log",
     script:
@@ -76,7 +96,7 @@ rule template_round:
         warps=round_outputs("warp"),
         warped_labels=round_outputs("warped_labels"),
     output:
-        f"{TEMPLATE.root}/iter-{{iteration}}/round.json",
+        TEMPLATE.round_record("{iteration}"),
     params:
         iteration=lambda wc: int(wc.iteration),
     log:
@@ -101,8 +121,7 @@ rule template_final:
 
 rule template_progress:
     input:
-        rounds=[f"{TEMPLATE.root}/iter-{k:02d}/round.json"
-                for k in range(TEMPLATE.iterations + 1)],
+        rounds=[TEMPLATE.round_record(k) for k in range(TEMPLATE.iterations + 1)],
         labels=[preproc_labels(s) for s in SUBJECTS],
     output:
         table=report(f"{TEMPLATE.root}/progress.tsv", category="Template",
@@ -119,5 +138,6 @@ rule template_progress:
 TEMPLATE_TARGETS = [
     *rules.template_final.output,
     *rules.template_progress.output,
-    *[round_outputs(kind, TEMPLATE.iterations) for kind in TEMPLATE.kinds],
+    *[round_outputs(kind, TEMPLATE.iterations) for kind in TEMPLATE.kinds(final=True)
+      if TEMPLATE.kept(kind, final=True)],
 ]
