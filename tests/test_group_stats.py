@@ -278,7 +278,7 @@ def test_fwe_finds_a_planted_effect_inside_its_blob(tmp_path: Path) -> None:
     mask[:2] = False
     jacobians, mask_path = _cohort(tmp_path, logj, mask)
     result = voxelwise_tbm(jacobians, mask_path, _design(6, age), fwhm_mm=4.0, q=0.05,
-                           permutations=500, seed=1)
+                           correction="fwe", permutations=500, seed=1)
     significant = result.maps["significant"] > 0
     inside = blob > 0.1
     print(f"{significant.sum()} significant, {(significant & inside).sum()} inside; "
@@ -328,8 +328,9 @@ def test_same_seed_same_maps_and_fdr_keeps_the_parametric_maps(tmp_path: Path) -
     jacobians, mask_path = _cohort(tmp_path, logj, mask)
     design = _design(6, age)
     first, again, other = (voxelwise_tbm(jacobians, mask_path, design, 4.0, permutations=200,
-                                         seed=seed) for seed in (3, 3, 4))
-    for name in ("t", "p", "q", "significant", "effect"):
+                                         seed=seed, workers=2) for seed in (3, 3, 4))
+    assert first.summary["correction_method"] == "tfce"  # the default
+    for name in ("t", "p", "q", "significant", "effect", "tfce"):
         assert np.array_equal(first.maps[name], again.maps[name]), name
     assert first.summary == again.summary
     assert not np.array_equal(first.maps["p"], other.maps["p"])
@@ -346,7 +347,7 @@ def test_same_seed_same_maps_and_fdr_keeps_the_parametric_maps(tmp_path: Path) -
         assert np.array_equal(parametric.maps[name][inner],
                               np.asarray(expected).astype(np.float32)), name
     assert parametric.summary["correction"].startswith("Benjamini-Hochberg")
-    assert "permutations" not in parametric.summary
+    assert "permutations" not in parametric.summary and "tfce" not in parametric.maps
     assert np.array_equal(parametric.maps["effect"], first.maps["effect"])
     with pytest.raises(ValueError, match="correction"):
         voxelwise_tbm(jacobians, mask_path, design, 4.0, correction="bonferroni")
@@ -358,7 +359,8 @@ def test_the_workflow_passes_the_tbm_correction_keys(tmp_path: Path) -> None:
     object Snakemake injects)."""
     schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
     tbm = schema["properties"]["tbm"]["properties"]
-    assert tbm["correction"]["default"] == "fwe" and tbm["correction"]["enum"] == ["fwe", "fdr"]
+    assert tbm["correction"]["default"] == "tfce"
+    assert tbm["correction"]["enum"] == ["tfce", "fwe", "fdr"]
     assert tbm["permutations"]["default"] == 1000 and tbm["variance_fwhm_mm"]["default"] == 12.0
     jsonschema.validate({"tbm": {"correction": "fdr", "permutations": 100,
                                  "variance_fwhm_mm": 0.0}}, schema)
@@ -389,7 +391,7 @@ def test_the_workflow_passes_the_tbm_correction_keys(tmp_path: Path) -> None:
                               template=str(mask_path), table=str(table)),
         output=SimpleNamespace(summary=str(out / "tbm_summary.json"),
                                logjac=[str(out / f"s{i}_logjac.nii.gz") for i in range(4)]),
-        params=params, log=[str(tmp_path / "glm.log")])
+        params=params, log=[str(tmp_path / "glm.log")], threads=1)
     runpy.run_path(str(ROOT / "workflow/scripts/tbm_glm.py"), init_globals={"snakemake": stand_in})
     summary = json.loads((out / "tbm_summary.json").read_text())
     assert summary["correction_method"] == "fwe" and summary["q"] == 0.2
