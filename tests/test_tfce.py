@@ -11,20 +11,14 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from nir.spatial.io import save_volume
 from nir.stats.permutation import freedman_lane
 from nir.stats.tbm import MaskSmoother, voxelwise_tbm
 from nir.stats.tfce import Tfce
-from nir.study.design import Design
+from tests.group_maps import jacobian_cohort, two_groups
 
 SHAPE = (24, 28, 22)
-AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
 
 
-def _design(n_per_group: int, age: np.ndarray | None = None) -> Design:
-    ids = tuple(f"s{i}" for i in range(2 * n_per_group))
-    groups = tuple("a" if i < n_per_group else "b" for i in range(2 * n_per_group))
-    return Design(ids, groups, ("a", "b"), {} if age is None else {"age": age})
 
 
 def _noise(rng: np.random.Generator, n: int, sigma: float = 1.5) -> np.ndarray:
@@ -73,7 +67,7 @@ def test_tfce_permutation_p_values_match_a_refit_per_permutation() -> None:
     mask = np.ones(SHAPE, bool)
     mask[:3] = False
     age = rng.uniform(55, 75, 12)
-    X = _design(6, age).matrix()
+    X = two_groups(6, age).matrix()
     effect = np.zeros(SHAPE)
     effect[10:16, 10:18, 8:14] = 2.0
     y = (_noise(rng, 12) + np.where(np.arange(12)[:, None, None, None] >= 6, effect, 0.0)
@@ -99,10 +93,6 @@ def test_tfce_permutation_p_values_match_a_refit_per_permutation() -> None:
     assert result.p_fwe.min() == pytest.approx(1 / 60)  # the planted block wins every time
 
 
-def _cohort(tmp_path: Path, logj: np.ndarray, mask: np.ndarray) -> tuple[list[Path], Path]:
-    mask_path = save_volume(mask.astype(np.uint8), AFFINE, tmp_path / "mask.nii.gz")
-    return [save_volume(np.exp(m), AFFINE, tmp_path / f"j{i}.nii.gz")
-            for i, m in enumerate(logj)], mask_path
 
 
 @pytest.mark.parametrize("seed", [20, 21, 22])
@@ -120,8 +110,8 @@ def test_tfce_finds_a_planted_effect_inside_it(tmp_path: Path, seed: int) -> Non
             + 0.004 * (age - age.mean())[:, None, None, None])
     mask = np.ones(SHAPE, bool)
     mask[:2] = False
-    jacobians, mask_path = _cohort(tmp_path, logj, mask)
-    result = voxelwise_tbm(jacobians, mask_path, _design(6, age), fwhm_mm=4.0, q=0.05,
+    jacobians, mask_path = jacobian_cohort(tmp_path, logj, mask)
+    result = voxelwise_tbm(jacobians, mask_path, two_groups(6, age), fwhm_mm=4.0, q=0.05,
                            permutations=200, seed=1)
     significant = result.maps["significant"] > 0
     summary = result.summary
@@ -153,7 +143,7 @@ def test_tfce_on_null_cohorts_finds_nothing(tmp_path: Path) -> None:
         rng = np.random.default_rng(200 + seed)
         age = rng.uniform(55, 75, 12)
         maps = _noise(rng, 12)[:, mask] + 0.05 * (age - age.mean())[:, None]
-        result = freedman_lane(maps, _design(6, age).matrix(), 1, 100, seed=seed,
+        result = freedman_lane(maps, two_groups(6, age).matrix(), 1, 100, seed=seed,
                                smooth=smooth, enhance=tfce)
         with_discoveries.append(int((result.p_fwe <= 0.05).sum()))
         peak_p.append(float(result.p_fwe.min()))
