@@ -63,10 +63,14 @@ def test_design_counts_a_pending_tiv_and_takes_it_once_computed(tmp_path: Path) 
 
 def test_tiv_bad_input_is_one_error_at_config_time(tmp_path: Path) -> None:
     table = _table(tmp_path)
-    with pytest.raises(NirInputError) as err:  # preprocessed: true, nothing to compute it from
-        read_design(table, IDS, covariates=["tiv"], computable=())
-    message = str(err.value)
-    assert str(table) in message and "'tiv'" in message and "preprocessed: true" in message
+    not_yet = tmp_path / "demo.tsv"  # a table the workflow has still to write
+    for named, check in ((table, lambda: read_design(table, IDS, covariates=["tiv"])),
+                         (not_yet, lambda: computed_covariates(not_yet, ["tiv"], ()))):
+        with pytest.raises(NirInputError) as err:  # preprocessed: true: nothing to compute from
+            check()
+        message = str(err.value)
+        assert str(named) in message and "covariate 'tiv' is not a column" in message
+        assert "preprocessed: true" in message
     with pytest.raises(NirInputError, match=r"no column 'sex' \(found: subject, group, age; "
                                             r"the workflow computes tiv\)"):
         read_design(table, IDS, covariates=["sex"], computable=("tiv",))

@@ -128,13 +128,18 @@ def _covariate(path: Path, rows: dict[str, dict[str, str]], subjects: Sequence[s
     return array
 
 
-def computed_covariates(table: str | Path | None, covariates: Sequence[str]) -> tuple[str, ...]:
+def computed_covariates(table: str | Path, covariates: Sequence[str],
+                        computable: Collection[str] = COMPUTED) -> tuple[str, ...]:
     """The covariates the workflow has to compute: those of :data:`COMPUTED` that are not a
-    column of ``table`` (all of them when the table does not exist yet, e.g. the demo's)."""
-    columns: list[str] = []
-    if table is not None and Path(table).is_file():
-        columns = _read_table(Path(table))[2]
-    return tuple(c for c in covariates if c in COMPUTED and c not in columns)
+    column of ``table`` (all of them while the table does not exist yet, e.g. the demo's);
+    NirInputError when one of them is not ``computable``."""
+    path = Path(table)
+    columns = _read_table(path)[2] if path.is_file() else []
+    needed = tuple(c for c in covariates if c in COMPUTED and c not in columns)
+    for column in needed:
+        if column not in computable:
+            raise _unknown_column(path, column, columns, computable)
+    return needed
 
 
 def _unknown_column(path: Path, column: str, columns: Sequence[str],

@@ -26,7 +26,7 @@ if not (DEMO and not TBM["participants"]):  # the demo's table is made by the de
                 TBM["groups"], computable=TBM_COMPUTABLE)
 TBM_DESIGN = dict(group_column=TBM["group_column"], covariates=TBM["covariates"],
                   groups=TBM["groups"], computable=TBM_COMPUTABLE)
-TBM_TIV = computed_covariates(TBM_TABLE, TBM["covariates"]) == ("tiv",)
+TBM_TIV = "tiv" in computed_covariates(TBM_TABLE, TBM["covariates"], TBM_COMPUTABLE)
 TBM_COVARIATE_INPUTS = {"tiv": f"{R}/tables/tbm_tiv.csv"} if TBM_TIV else {}
 TBM_MAPS = ("t", "p", "q", "significant", "effect", *(
     ("tfce",) if TBM["correction"] == "tfce" else ()))
