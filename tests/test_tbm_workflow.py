@@ -236,7 +236,7 @@ def test_null_cohort_has_no_discoveries(tbm_run: Path) -> None:
         design = Design(tuple(subjects), tuple("x" if s in first else "y" for s in subjects),
                         ("x", "y"), covariates)
         result = voxelwise_tbm(jacobians, tbm_run / "template" / "template_brainmask.nii.gz",
-                               design, **settings, workers=2)
+                               design, **settings)
         counts.append(result.summary["significant_voxels"])
     print(f"null splits: significant voxels {counts}")
     assert sum(c > 0 for c in counts) <= 1

@@ -74,7 +74,7 @@ def test_tfce_permutation_p_values_match_a_refit_per_permutation() -> None:
          )[:, mask] + 0.03 * age[:, None]
     smooth = MaskSmoother(mask, 8.0, (2.0, 2.0, 2.0))
     tfce = Tfce(mask)
-    result = freedman_lane(y, X, 1, 60, seed=3, smooth=smooth, enhance=tfce, workers=2)
+    result = freedman_lane(y, X, 1, 60, seed=3, smooth=smooth, enhance=tfce)
     Z = np.delete(X, 1, axis=1)
     fit = Z @ np.linalg.lstsq(Z, y, rcond=None)[0]
     scores = []

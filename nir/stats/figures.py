@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import nibabel as nib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -46,10 +47,8 @@ def _level(summary: dict[str, Any]) -> tuple[str, str]:
     return ("pseudo-t" if smoothed else "t"), level
 
 
-def significant_t(tmap: str | Path, significant: str | Path) -> Any:
-    """The t-map with the voxels that are not significant set to zero (a nibabel image)."""
-    import nibabel as nib
-
+def significant_t(tmap: str | Path, significant: str | Path) -> nib.Nifti1Image:
+    """The t-map with the voxels that are not significant set to zero."""
     t = nib.load(str(tmap))
     keep = np.asarray(nib.load(str(significant)).dataobj) > 0
     return nib.Nifti1Image(np.where(keep, t.get_fdata(dtype=np.float32), 0.0).astype(np.float32),

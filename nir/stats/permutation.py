@@ -34,7 +34,6 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -106,8 +105,8 @@ def fwe_threshold(null_max: np.ndarray, level: float = 0.05) -> float:
 def freedman_lane(y: np.ndarray, design: np.ndarray, column: int, n_permutations: int = 1000,
                   seed: int = 0, smooth: Smoother | None = None,
                   strategy: Literal["auto", "products", "direct"] = "auto",
-                  dtype: type = np.float32, enhance: Enhancer | None = None,
-                  workers: int = 1) -> PermutationResult:
+                  dtype: type = np.float32, enhance: Enhancer | None = None
+                  ) -> PermutationResult:
     """Freedman-Lane permutation test of ``design[:, column]`` for every column of ``y``.
 
     y: (n, V) outcomes (e.g. voxels), design: (n, p) full-rank design with the nuisance columns
@@ -116,7 +115,7 @@ def freedman_lane(y: np.ndarray, design: np.ndarray, column: int, n_permutations
     gives the ordinary t. ``dtype`` is the working precision of the per-permutation arithmetic
     (the fits and the smoothing are done in float64). Permutations: :func:`draw_permutations`.
     ``enhance`` (see :data:`Enhancer`) is applied to every permutation's map before the p
-    values are counted, in ``workers`` threads.
+    values are counted.
     """
     y = np.asarray(y, dtype=np.float64)
     X = np.asarray(design, dtype=np.float64)
@@ -151,15 +150,14 @@ def freedman_lane(y: np.ndarray, design: np.ndarray, column: int, n_permutations
     else:
         raise ValueError(f"unknown strategy {strategy!r}")
     if enhance is not None:
-        stats = _enhanced(stats, enhance, workers)
+        stats = _enhanced(stats, enhance)
     return _collect(stats, permutations, df, enhance is not None)
 
 
-def _enhanced(chunks: Chunks, enhance: Enhancer, workers: int) -> Chunks:
+def _enhanced(chunks: Chunks, enhance: Enhancer) -> Chunks:
     """Yield (first, statistic, enhanced statistic) chunks."""
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        for start, stat, _ in chunks:
-            yield start, stat, np.stack(list(pool.map(enhance, stat)))
+    for start, stat, _ in chunks:
+        yield start, stat, np.stack([enhance(row) for row in stat])
 
 
 def _pseudo_t(effect: np.ndarray, variance: np.ndarray, scale: float) -> np.ndarray:

