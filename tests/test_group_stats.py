@@ -28,23 +28,19 @@ from nir.stats.tbm import (
     voxelwise_tbm,
 )
 from nir.stats.volumes import jacobian_volumes, structure_tests
-from nir.study.design import Design
+from tests.group_maps import jacobian_cohort, two_groups
 
 SHAPE = (24, 28, 22)
 AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
 
 
-def _design(n_per_group: int, age: np.ndarray | None = None) -> Design:
-    ids = tuple(f"s{i}" for i in range(2 * n_per_group))
-    groups = tuple("a" if i < n_per_group else "b" for i in range(2 * n_per_group))
-    return Design(ids, groups, ("a", "b"), {} if age is None else {"age": age})
 
 
 def test_glm_without_covariates_is_student_t() -> None:
     rng = np.random.default_rng(0)
     y = rng.normal(size=(10, 50))
     y[5:] += 0.8
-    design = _design(5)
+    design = two_groups(5)
     test = fit_contrast(y, design.matrix(), np.array([0.0, 1.0]))
     expected = stats.ttest_ind(y[5:], y[:5])
     assert np.allclose(test.t, expected.statistic) and np.allclose(test.p, expected.pvalue)
@@ -59,8 +55,8 @@ def test_glm_covariate_removes_a_confound() -> None:
     age = rng.uniform(60, 66, 12)
     age[6:] += 10  # the groups differ in age, and age drives y; the group itself does not
     y = (0.1 * age)[:, None] + rng.normal(scale=0.05, size=(12, 200))
-    plain = fit_contrast(y, _design(6).matrix(), np.array([0.0, 1.0]))
-    adjusted = fit_contrast(y, _design(6, age).matrix(), np.array([0.0, 1.0, 0.0]))
+    plain = fit_contrast(y, two_groups(6).matrix(), np.array([0.0, 1.0]))
+    adjusted = fit_contrast(y, two_groups(6, age).matrix(), np.array([0.0, 1.0, 0.0]))
     assert (plain.p < 0.05).mean() > 0.9
     assert (adjusted.p < 0.05).mean() < 0.15
 
@@ -78,7 +74,7 @@ def test_fdr_on_null_maps_matches_the_nominal_rate() -> None:
     under the complete null, so about 2 of 40 may show any discovery; 7 or more would happen
     with probability < 0.5 % if the rate were 5 %."""
     rng = np.random.default_rng(2)
-    design = _design(6)
+    design = two_groups(6)
     with_discoveries = 0
     for _ in range(40):
         maps = _maps(rng, 12).reshape(12, -1)
@@ -97,7 +93,7 @@ def test_planted_effect_is_found_where_it_is(tmp_path: Path) -> None:
     mask_path = save_volume(mask, AFFINE, tmp_path / "mask.nii.gz")
     jacobians = [save_volume(np.exp(m), AFFINE, tmp_path / f"j{i}.nii.gz")
                  for i, m in enumerate(logj)]
-    result = voxelwise_tbm(jacobians, mask_path, _design(6), fwhm_mm=2.0, q=0.05,
+    result = voxelwise_tbm(jacobians, mask_path, two_groups(6), fwhm_mm=2.0, q=0.05,
                            correction="fdr")
     significant = result.maps["significant"] > 0
     assert significant.sum() > 0.5 * region.sum()
@@ -128,7 +124,7 @@ def test_structure_volumes_follow_the_jacobian(tmp_path: Path) -> None:
         if i >= 4:
             detj[labels == 17] *= 0.85  # group b: 15 % smaller left hippocampus
         jacobians.append(save_volume(detj, AFFINE, tmp_path / f"j{i}.nii.gz"))
-    design = _design(4)
+    design = two_groups(4)
     volumes = jacobian_volumes(labels_path, jacobians, design)
     first = volumes[(volumes["subject"] == "s0") & (volumes["label"] == 53)]["volume_mm3"]
     detj0 = float(nib.load(jacobians[0]).dataobj[0, 0, 0])
@@ -172,7 +168,7 @@ def test_freedman_lane_matches_a_refit_per_permutation(strategy: str,
     mask = rng.random(SHAPE) > 0.2
     mask[:3] = False
     age = _age(rng)
-    X = _design(6, age).matrix()
+    X = two_groups(6, age).matrix()
     y = _maps(rng, 12, 0.5).reshape(12, -1)[:, mask.ravel()] + 0.05 * age[:, None]
     smooth = MaskSmoother(mask, variance_fwhm_mm, (2.0, 2.0, 2.0)) if variance_fwhm_mm else None
     result = freedman_lane(y, X, 1, 300, seed=7, smooth=smooth, strategy=strategy)
@@ -232,7 +228,7 @@ def test_freedman_lane_keeps_a_confounding_covariate_out_of_the_group_test() -> 
     age = rng.uniform(60, 66, 12)
     age[6:] += 10
     y = (0.1 * age)[:, None] + rng.normal(scale=0.05, size=(12, 4000))  # independent voxels
-    X = _design(6, age).matrix()
+    X = two_groups(6, age).matrix()
     result = freedman_lane(y, X, 1, 500, seed=2)
     assert (result.p_fwe <= 0.05).sum() == 0
     assert 0.03 <= (result.p_uncorrected <= 0.05).mean() <= 0.07
@@ -254,10 +250,6 @@ def _raw_permutation(y: np.ndarray, X: np.ndarray, column: int,
     return np.array(out)
 
 
-def _cohort(tmp_path: Path, logj: np.ndarray, mask: np.ndarray) -> tuple[list[Path], Path]:
-    mask_path = save_volume(mask.astype(np.uint8), AFFINE, tmp_path / "mask.nii.gz")
-    return [save_volume(np.exp(m), AFFINE, tmp_path / f"j{i}.nii.gz")
-            for i, m in enumerate(logj)], mask_path
 
 
 def _blob(centre: tuple[float, float, float], fwhm_voxels: float) -> np.ndarray:
@@ -276,9 +268,9 @@ def test_fwe_finds_a_planted_effect_inside_its_blob(tmp_path: Path) -> None:
     logj = 0.05 * _maps(rng, 12, -3.0 * blob) + 0.004 * (age - age.mean())[:, None, None, None]
     mask = np.ones(SHAPE, bool)
     mask[:2] = False
-    jacobians, mask_path = _cohort(tmp_path, logj, mask)
-    result = voxelwise_tbm(jacobians, mask_path, _design(6, age), fwhm_mm=4.0, q=0.05,
-                           permutations=500, seed=1)
+    jacobians, mask_path = jacobian_cohort(tmp_path, logj, mask)
+    result = voxelwise_tbm(jacobians, mask_path, two_groups(6, age), fwhm_mm=4.0, q=0.05,
+                           correction="fwe", permutations=500, seed=1)
     significant = result.maps["significant"] > 0
     inside = blob > 0.1
     print(f"{significant.sum()} significant, {(significant & inside).sum()} inside; "
@@ -310,7 +302,7 @@ def test_fwe_on_null_cohorts_holds_the_nominal_rate() -> None:
         rng = np.random.default_rng(100 + seed)
         age = _age(rng)
         maps = _maps(rng, 12)[:, mask] + 0.05 * (age - age.mean())[:, None]
-        result = freedman_lane(maps, _design(6, age).matrix(), 1, 200, seed=seed,
+        result = freedman_lane(maps, two_groups(6, age).matrix(), 1, 200, seed=seed,
                                smooth=smooth)
         with_discoveries += int((result.p_fwe <= 0.05).any())
         peak_p.append(float(result.p_fwe.min()))
@@ -325,11 +317,12 @@ def test_same_seed_same_maps_and_fdr_keeps_the_parametric_maps(tmp_path: Path) -
     logj = 0.05 * _maps(rng, 12, -1.0 * _blob((12.0, 14.0, 11.0), 5.0))
     mask = np.ones(SHAPE, bool)
     mask[:, :3] = False
-    jacobians, mask_path = _cohort(tmp_path, logj, mask)
-    design = _design(6, age)
+    jacobians, mask_path = jacobian_cohort(tmp_path, logj, mask)
+    design = two_groups(6, age)
     first, again, other = (voxelwise_tbm(jacobians, mask_path, design, 4.0, permutations=200,
                                          seed=seed) for seed in (3, 3, 4))
-    for name in ("t", "p", "q", "significant", "effect"):
+    assert first.summary["correction_method"] == "tfce"  # the default
+    for name in ("t", "p", "q", "significant", "effect", "tfce"):
         assert np.array_equal(first.maps[name], again.maps[name]), name
     assert first.summary == again.summary
     assert not np.array_equal(first.maps["p"], other.maps["p"])
@@ -346,7 +339,7 @@ def test_same_seed_same_maps_and_fdr_keeps_the_parametric_maps(tmp_path: Path) -
         assert np.array_equal(parametric.maps[name][inner],
                               np.asarray(expected).astype(np.float32)), name
     assert parametric.summary["correction"].startswith("Benjamini-Hochberg")
-    assert "permutations" not in parametric.summary
+    assert "permutations" not in parametric.summary and "tfce" not in parametric.maps
     assert np.array_equal(parametric.maps["effect"], first.maps["effect"])
     with pytest.raises(ValueError, match="correction"):
         voxelwise_tbm(jacobians, mask_path, design, 4.0, correction="bonferroni")
@@ -358,7 +351,8 @@ def test_the_workflow_passes_the_tbm_correction_keys(tmp_path: Path) -> None:
     object Snakemake injects)."""
     schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
     tbm = schema["properties"]["tbm"]["properties"]
-    assert tbm["correction"]["default"] == "fwe" and tbm["correction"]["enum"] == ["fwe", "fdr"]
+    assert tbm["correction"]["default"] == "tfce"
+    assert tbm["correction"]["enum"] == ["tfce", "fwe", "fdr"]
     assert tbm["permutations"]["default"] == 1000 and tbm["variance_fwhm_mm"]["default"] == 12.0
     jsonschema.validate({"tbm": {"correction": "fdr", "permutations": 100,
                                  "variance_fwhm_mm": 0.0}}, schema)
@@ -374,7 +368,7 @@ def test_the_workflow_passes_the_tbm_correction_keys(tmp_path: Path) -> None:
 
     rng = np.random.default_rng(11)
     logj = 0.05 * _maps(rng, 4)
-    jacobians, mask_path = _cohort(tmp_path, logj, np.ones(SHAPE, bool))
+    jacobians, mask_path = jacobian_cohort(tmp_path, logj, np.ones(SHAPE, bool))
     table = tmp_path / "participants.tsv"
     table.write_text("subject\tgroup\tage\n" + "".join(
         f"s{i}\t{'ab'[i % 2]}\t{60 + 3 * i}\n" for i in range(4)))

@@ -1,6 +1,7 @@
-"""Template construction and TBM through the workflow: config-time errors for a bad design, and
-(slow) the two-group demo end to end: the atrophy found where it was put, a null cohort with no
-discoveries, and a template less biased than a single subject."""
+"""Template construction and TBM through the workflow: config-time errors for a bad design or
+covariate, the TIV job planned, and (slow) the two-group demo end to end: the atrophy found
+where it was put and named in the cluster table, null cohorts with no discoveries, and a
+template less biased than a single subject."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import yaml
 
 from nir.spatial.io import save_volume
 from nir.stats.tbm import voxelwise_tbm
+from nir.stats.volumes import read_tiv
 from nir.study.atrophy import region_in_world
 from nir.study.design import Design
 
@@ -40,8 +42,10 @@ def _snakemake(workdir: Path, config: Path | list[Path], *extra: str, timeout: f
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def _sheet_cohort(tmp_path: Path, rows: list[str]) -> Path:
-    """Four tiny preprocessed subjects and a sample sheet with group and age columns."""
+def _sheet_cohort(tmp_path: Path, rows: list[str], covariates: tuple[str, ...] = ("age",),
+                  preprocessed: bool = True) -> Path:
+    """Four tiny subjects (already preprocessed, or not) and a sample sheet with group and age
+    columns."""
     affine = np.diag([4.0, 4.0, 4.0, 1.0])
     lines = ["subject\tt1w\tlabels\tgroup\tage"]
     for i, extra in enumerate(rows, start=1):
@@ -55,9 +59,9 @@ def _sheet_cohort(tmp_path: Path, rows: list[str]) -> Path:
     sheet.write_text("\n".join(lines) + "\n")
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({
-        "cohort": str(sheet), "preprocessed": True, "pairs": {"mode": "none"},
+        "cohort": str(sheet), "preprocessed": preprocessed, "pairs": {"mode": "none"},
         "methods": {"nir": {"preset": "fast"}}, "template": {"build": True, "iterations": 1},
-        "tbm": {"enabled": True, "covariates": ["age"]}}))
+        "tbm": {"enabled": True, "covariates": list(covariates)}}))
     return config
 
 
@@ -77,6 +81,40 @@ def test_bad_design_stops_the_workflow_at_config_time(tmp_path: Path, rows: list
     assert not (tmp_path / "results").exists()  # no job ran
 
 
+@pytest.mark.parametrize(("covariates", "expected"), [
+    (("age", "sex"), ["no column 'sex'", "found: subject, t1w, labels, group, age"]),
+    (("age", "tiv"), ["covariate 'tiv' is not a column", "preprocessed: true"]),
+])
+def test_unknown_or_uncomputable_covariate_stops_the_workflow(tmp_path: Path,
+                                                              covariates: tuple[str, ...],
+                                                              expected: list[str]) -> None:
+    rows = ["a\t60", "b\t61", "a\t62", "b\t63"]
+    done = _snakemake(tmp_path, _sheet_cohort(tmp_path, rows, covariates), "-n", timeout=300)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0 and "NirInputError" in output and "cohort.tsv" in output
+    for part in expected:
+        assert part in output, output[-3000:]
+
+
+def test_tiv_is_computed_from_the_native_brain_masks(tmp_path: Path) -> None:
+    """With preprocessing, covariates [age, tiv] plan one TIV job over the native masks that
+    the GLM and the volume tests read; the cluster table and its MNI affine are planned too."""
+    rows = ["a\t60", "b\t61", "a\t62", "b\t63", "a\t64", "b\t65"]
+    config = _sheet_cohort(tmp_path, rows, ("age", "tiv"), preprocessed=False)
+    done = _snakemake(tmp_path, config, "-n", "--quiet", "rules", timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    counts = dict(line.split()[:2] for line in done.stdout.splitlines()
+                  if line.split()[:1] and line.split()[0].startswith(("tbm_", "preprocess")))
+    assert counts["tbm_tiv"] == "1" and counts["preprocess"] == "6"
+    assert counts["tbm_clusters"] == "1" and counts["tbm_mni"] == "1"
+    plan = _snakemake(tmp_path, config, "-n", timeout=300).stdout
+    for rule in ("tbm_glm", "tbm_volumes"):
+        inputs = plan.split(f"rule {rule}:")[1].split("\n")[1]
+        assert inputs.strip().startswith("input: results/tables/tbm_tiv.csv"), inputs
+    masks = plan.split("rule tbm_tiv:")[1].split("\n")[1]
+    assert masks.count("_brainmask.nii.gz") == 6
+
+
 def test_good_design_plans_one_job_per_subject_and_iteration(tmp_path: Path) -> None:
     done = _snakemake(tmp_path, _sheet_cohort(tmp_path, ["a\t60", "b\t61", "a\t62", "b\t63"]),
                       "-n", timeout=300)
@@ -90,17 +128,15 @@ def test_good_design_plans_one_job_per_subject_and_iteration(tmp_path: Path) -> 
 
 @pytest.fixture(scope="module")
 def tbm_run(tmp_path_factory) -> Path:
-    """The make demo-tbm workflow (config/tbm.yaml) and its report, in a scratch folder, keeping
-    the last round's det J maps for the null test (NIR_TEST_TBM_RUN names the working folder
-    of a finished run to check instead)."""
+    """The make demo-tbm workflow (config/tbm.yaml, which keeps the last round's det J maps)
+    and its report, in a scratch folder (NIR_TEST_TBM_RUN names the working folder of a
+    finished run to check instead)."""
     given = os.environ.get("NIR_TEST_TBM_RUN")
     if given and (Path(given) / "results-tbm" / "report.html").exists():
         return Path(given) / "results-tbm"
     workdir = tmp_path_factory.mktemp("tbm")
-    keep = workdir / "keep_jacobians.yaml"
-    keep.write_text("outputs: {jacobian: true}\n")
     for extra in ((), ("--report", str(workdir / "results-tbm" / "report.html"))):
-        done = _snakemake(workdir, [TBM_CONFIG, keep], *extra)
+        done = _snakemake(workdir, [TBM_CONFIG], *extra)
         assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     return workdir / "results-tbm"
 
@@ -126,11 +162,32 @@ def test_simulated_atrophy_is_found_where_it_was_put(tbm_run: Path) -> None:
     inside = (significant & region).sum() / significant.sum()
     print(f"peak {summary['peak_mm']} t={summary['peak_t']:.2f}: {distance:.1f} mm from the "
           f"region; {significant.sum()} significant voxels, {100 * inside:.0f} % inside")
+    assert summary["correction_method"] == "tfce" and summary["covariates"] == ["age", "tiv"]
     assert distance <= PEAK_DISTANCE_MM
     assert inside > 0.5
     assert (tbm_run / "report.html").stat().st_size > 50_000
-    for name in ("tbm_tmap", "tbm_effect_sizes", "template_progress"):
+    for name in ("tbm_tmap", "tbm_glass", "tbm_effect_sizes", "template_progress"):
         assert (tbm_run / "figures" / f"{name}.png").stat().st_size > 5_000
+
+
+@pytest.mark.slow
+def test_cluster_table_names_the_atrophied_structure(tbm_run: Path) -> None:
+    """The largest cluster is the patients' loss in the left hippocampus, its peak in the
+    atrophy region, in MNI mm within a few mm of template mm (the template is built on the
+    MNI152 grid from affinely aligned subjects)."""
+    clusters = pd.read_csv(tbm_run / "tbm" / "clusters.csv")
+    print(clusters.to_string())
+    first = clusters.iloc[0]
+    assert first["structure"] == "Left-Hippocampus"
+    assert first["structures"].startswith("Left-Hippocampus")
+    assert first["direction"] == "patient < control" and first["p_corrected"] <= 0.05
+    assert first["volume_mm3"] == first["voxels"] * 8.0  # 2 mm template voxels
+    region, tmap = _region(tbm_run)
+    peak = first[["x_mm", "y_mm", "z_mm"]].to_numpy(float)
+    region_mm = nib.affines.apply_affine(tmap.affine, np.argwhere(region))
+    assert np.linalg.norm(region_mm - peak, axis=1).min() <= PEAK_DISTANCE_MM
+    assert np.linalg.norm(first[["mni_x", "mni_y", "mni_z"]].to_numpy(float) - peak) < 5.0
+    assert "Left-Hippocampus" in (tbm_run / "tbm" / "clusters.md").read_text()
 
 
 def _hippocampus_tests(results: Path) -> pd.DataFrame:
@@ -161,9 +218,9 @@ def _tbm_settings() -> dict:
 @pytest.mark.slow
 def test_null_cohort_has_no_discoveries(tbm_run: Path) -> None:
     """Same generator, no group effect: all 12 subjects split 6 + 6 with three controls and
-    three patients on each side (so the atrophy is balanced out), age as covariate, five seeds,
-    tested with the configured correction; at a level of 0.05 a discovery anywhere should occur
-    in about 1 of 20 such splits."""
+    three patients on each side (so the atrophy is balanced out), the configured covariates
+    (age and the computed TIV), five seeds, tested with the configured correction; at a level
+    of 0.05 a discovery anywhere should occur in about 1 of 20 such splits."""
     subjects = [f"sub-{i:02d}" for i in range(1, 13)]
     final = f"iter-{_final_iteration():02d}"
     jacobians = [tbm_run / "template" / final / "register" / s / f"{s}_jacobian.nii.gz"
@@ -174,12 +231,15 @@ def test_null_cohort_has_no_discoveries(tbm_run: Path) -> None:
     controls = [s for s in subjects if table.loc[s, "group"] == "control"]
     patients = [s for s in subjects if table.loc[s, "group"] == "patient"]
     settings = _tbm_settings()
+    tiv = read_tiv(tbm_run / "tables" / "tbm_tiv.csv")
+    covariates = {"age": table.loc[subjects, "age"].to_numpy(float),
+                  "tiv": np.array([tiv[s] for s in subjects])}
     counts = []
     for seed in range(5):
         rng = np.random.default_rng(seed)
         first = {*rng.choice(controls, 3, replace=False), *rng.choice(patients, 3, replace=False)}
         design = Design(tuple(subjects), tuple("x" if s in first else "y" for s in subjects),
-                        ("x", "y"), {"age": table.loc[subjects, "age"].to_numpy(float)})
+                        ("x", "y"), covariates)
         result = voxelwise_tbm(jacobians, tbm_run / "template" / "template_brainmask.nii.gz",
                                design, **settings)
         counts.append(result.summary["significant_voxels"])

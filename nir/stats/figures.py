@@ -10,6 +10,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import nibabel as nib
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -36,23 +38,65 @@ def template_progress_figure(progress: pd.DataFrame, affine_dice: float | None =
     return fig
 
 
-def tmap_figure(tmap: str | Path, template: str | Path, summary: dict[str, Any]) -> Figure:
-    """Orthogonal slices through the peak of the t-map over the template; thresholded at the
-    smallest significant |t| (FWE or FDR, as the summary says) when any voxel survives, else
-    unthresholded."""
+def _level(summary: dict[str, Any]) -> tuple[str, str]:
+    """The statistic's name and the significance criterion, as the summary says."""
+    method = summary.get("correction_method")
+    smoothed = method in ("tfce", "fwe") and summary.get("variance_fwhm_mm")
+    level = {"tfce": f"TFCE FWE p≤{summary['q']}", "fwe": f"FWE p≤{summary['q']}"}.get(
+        method, f"FDR q≤{summary['q']}")
+    return ("pseudo-t" if smoothed else "t"), level
+
+
+def significant_t(tmap: str | Path, significant: str | Path) -> nib.Nifti1Image:
+    """The t-map with the voxels that are not significant set to zero."""
+    t = nib.load(str(tmap))
+    keep = np.asarray(nib.load(str(significant)).dataobj) > 0
+    return nib.Nifti1Image(np.where(keep, t.get_fdata(dtype=np.float32), 0.0).astype(np.float32),
+                           t.affine, t.header)
+
+
+def tmap_figure(tmap: str | Path, significant: str | Path, template: str | Path,
+                summary: dict[str, Any]) -> Figure:
+    """Orthogonal slices through the peak of the t-map over the template: the significant
+    voxels only (corrected as the summary says) when any survive, else the whole map."""
     from nilearn import plotting
 
     fig = plt.figure(figsize=(9, 3.4))
-    threshold = summary.get("t_threshold")
     count = summary["significant_voxels"]
-    fwe = summary.get("correction_method") == "fwe"
-    level = f"FWE p≤{summary['q']}" if fwe else f"FDR q≤{summary['q']}"
-    stat = "pseudo-t" if fwe and summary.get("variance_fwhm_mm") else "t"
-    title = (f"{stat} ({summary['contrast']}), {level}: {count} voxels" if threshold
+    stat, level = _level(summary)
+    title = (f"{stat} ({summary['contrast']}), {level}: {count} voxels" if count
              else f"{stat} ({summary['contrast']}): no voxel survives {level}")
-    plotting.plot_stat_map(str(tmap), bg_img=str(template), cut_coords=summary["peak_mm"],
-                           threshold=threshold, display_mode="ortho", figure=fig,
-                           title=title, draw_cross=False, black_bg=False, annotate=True)
+    image = significant_t(tmap, significant) if count else str(tmap)
+    plotting.plot_stat_map(image, bg_img=str(template), cut_coords=summary["peak_mm"],
+                           threshold=1e-6 if count else None, display_mode="ortho",
+                           figure=fig, title=title, draw_cross=False, black_bg=False,
+                           annotate=True)
+    return fig
+
+
+def glass_figure(tmap: str | Path, significant: str | Path, summary: dict[str, Any],
+                 clusters: pd.DataFrame) -> Figure:
+    """Glass brain of the significant voxels' t (the corrected map), each cluster's peak
+    marked with its number in the cluster table (template mm)."""
+    from nilearn import plotting
+
+    fig = plt.figure(figsize=(9, 3.4))
+    stat, level = _level(summary)
+    count = summary["significant_voxels"]
+    title = (f"{stat} ({summary['contrast']}) where {level}: {len(clusters)} cluster(s)"
+             if count else f"no voxel survives {level}")
+    display = plotting.plot_glass_brain(significant_t(tmap, significant), threshold=1e-6,
+                                        plot_abs=False, colorbar=bool(count), figure=fig,
+                                        title=title, black_bg=False, display_mode="ortho")
+    if len(clusters):
+        peaks = clusters[["x_mm", "y_mm", "z_mm"]].to_numpy(float)
+        display.add_markers(peaks, marker_color="k", marker_size=12)
+        planes = {"x": (1, 2), "y": (0, 2), "z": (0, 1)}  # the world axes each view shows
+        for direction, axes in display.axes.items():
+            for number, peak in zip(clusters["cluster"], peaks, strict=True):
+                first, second = planes[direction]
+                axes.ax.annotate(str(number), (peak[first], peak[second]),
+                                 xytext=(4, 4), textcoords="offset points", fontsize=8)
     return fig
 
 

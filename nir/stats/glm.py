@@ -2,12 +2,13 @@
 contrast and Benjamini-Hochberg FDR correction (``scipy.stats.false_discovery_control``).
 
 Used for the per-structure volume tests (a few dozen outcomes) and for the voxelwise test when
-``tbm.correction`` is ``fdr``. The voxelwise default is FWE by permutation
-(:mod:`nir.stats.permutation`): with the few subjects of a template study (df 9 for 6 + 6 and one
-covariate) the t of a voxel is heavy-tailed, and whole-brain BH at ~10^5 voxels then needs
-p values that a realistic effect does not reach, while a pseudo-t with a smoothed variance has a
-far lighter null maximum (measured on the demo: 95 % of the permutation maxima below 5.9 against
-12.4 for the plain t), which only permutation can calibrate.
+``tbm.correction`` is ``fdr``. The voxelwise default is FWE by permutation of the TFCE of a
+pseudo-t (:mod:`nir.stats.permutation`, :mod:`nir.stats.tfce`): with the few subjects of a
+template study (df 9 for 6 + 6 and one covariate) the t of a voxel is heavy-tailed, and
+whole-brain BH at ~10^5 voxels then needs p values that a realistic effect does not reach,
+while a pseudo-t with a smoothed variance has a far lighter null maximum (measured on the demo:
+95 % of the permutation maxima below 5.9 against 12.4 for the plain t), which only permutation
+can calibrate.
 """
 
 from __future__ import annotations

@@ -12,10 +12,14 @@ is smoothed across outcomes (e.g. voxels) before the division, which steadies th
 when the residual degrees of freedom are few (Holmes et al. 1996, SnPM's "variance smoothing").
 Its null distribution is unknown, which is why it is only used with permutation.
 
+An ``enhance`` map (e.g. :class:`nir.stats.tfce.Tfce`, threshold-free cluster enhancement) may
+transform each permutation's statistic map before the maximum is taken; the p values are then
+those of the enhanced map, from the same permutations.
+
 Per outcome the result holds the two-sided uncorrected permutation p and the FWE-corrected p:
-the fraction of permutations whose largest |statistic| over all outcomes reaches the outcome's
-observed |statistic|. The identity is the first permutation and is counted in both, so neither p
-is ever below 1 / n_permutations.
+the fraction of permutations whose largest |statistic| (enhanced, if so) over all outcomes
+reaches the outcome's observed one. The identity is the first permutation and is counted in
+both, so neither p is ever below 1 / n_permutations.
 
 Speed: the smoothed residual variance of a permutation is a quadratic form in the reduced-model
 residuals, ``sum_kl Q_kl r_k r_l`` with ``Q = P' (I - H) P`` (P the permutation, H the full
@@ -37,7 +41,10 @@ import numpy as np
 
 Smoother = Callable[[np.ndarray], np.ndarray]
 """A linear map of one value per outcome, shape (V,), to its smoothed version, shape (V,)."""
-Chunks = Iterator[tuple[int, np.ndarray]]  # (index of the first permutation, (k, V) statistics)
+Enhancer = Callable[[np.ndarray], np.ndarray]
+"""A map of one statistic map, shape (V,), to its enhanced version (e.g. TFCE), shape (V,)."""
+# (index of the first permutation, (k, V) statistics, (k, V) statistics counted for the p values)
+Chunks = Iterator[tuple[int, np.ndarray, np.ndarray]]
 
 # |stat_perm| >= |stat_obs| is tested as |stat_perm| >= |stat_obs| * (1 - TIE_TOLERANCE):
 # permutations equivalent to the observed labelling may differ from it by rounding only
@@ -49,7 +56,9 @@ CHUNK_ELEMENTS = 1 << 21  # permutations x outcomes processed at once (~8 MB per
 @dataclass
 class PermutationResult:
     """Observed statistic, uncorrected and FWE-corrected permutation p per outcome (two-sided),
-    the maximum |statistic| of every permutation (the identity first) and the permutations."""
+    the maximum |statistic| of every permutation (the identity first) and the permutations.
+    With an ``enhance`` map, ``enhanced`` is the observed statistic enhanced, and the p values
+    and maxima are those of the enhanced maps."""
 
     statistic: np.ndarray
     p_uncorrected: np.ndarray
@@ -57,6 +66,7 @@ class PermutationResult:
     null_max: np.ndarray
     permutations: np.ndarray  # (n_permutations, n) row i: subject order of permutation i
     df: int
+    enhanced: np.ndarray | None = None
 
     @property
     def n_permutations(self) -> int:
@@ -64,7 +74,8 @@ class PermutationResult:
         return len(self.null_max)
 
     def fwe_threshold(self, level: float = 0.05) -> float:
-        """The |statistic| above which an outcome is FWE-significant at ``level``."""
+        """The |statistic| (enhanced, if so) above which an outcome is FWE-significant at
+        ``level``."""
         return fwe_threshold(self.null_max, level)
 
 
@@ -94,7 +105,8 @@ def fwe_threshold(null_max: np.ndarray, level: float = 0.05) -> float:
 def freedman_lane(y: np.ndarray, design: np.ndarray, column: int, n_permutations: int = 1000,
                   seed: int = 0, smooth: Smoother | None = None,
                   strategy: Literal["auto", "products", "direct"] = "auto",
-                  dtype: type = np.float32) -> PermutationResult:
+                  dtype: type = np.float32, enhance: Enhancer | None = None
+                  ) -> PermutationResult:
     """Freedman-Lane permutation test of ``design[:, column]`` for every column of ``y``.
 
     y: (n, V) outcomes (e.g. voxels), design: (n, p) full-rank design with the nuisance columns
@@ -102,6 +114,8 @@ def freedman_lane(y: np.ndarray, design: np.ndarray, column: int, n_permutations
     smooths the residual variance over the outcomes before the t is formed (a pseudo-t); None
     gives the ordinary t. ``dtype`` is the working precision of the per-permutation arithmetic
     (the fits and the smoothing are done in float64). Permutations: :func:`draw_permutations`.
+    ``enhance`` (see :data:`Enhancer`) is applied to every permutation's map before the p
+    values are counted.
     """
     y = np.asarray(y, dtype=np.float64)
     X = np.asarray(design, dtype=np.float64)
@@ -135,7 +149,15 @@ def freedman_lane(y: np.ndarray, design: np.ndarray, column: int, n_permutations
         stats = _direct(residual, a, offset, M, permutations, scale / df, smooth, dtype)
     else:
         raise ValueError(f"unknown strategy {strategy!r}")
-    return _collect(stats, permutations, df)
+    if enhance is not None:
+        stats = _enhanced(stats, enhance)
+    return _collect(stats, permutations, df, enhance is not None)
+
+
+def _enhanced(chunks: Chunks, enhance: Enhancer) -> Chunks:
+    """Yield (first, statistic, enhanced statistic) chunks."""
+    for start, stat, _ in chunks:
+        yield start, stat, np.stack([enhance(row) for row in stat])
 
 
 def _pseudo_t(effect: np.ndarray, variance: np.ndarray, scale: float) -> np.ndarray:
@@ -169,7 +191,8 @@ def _products(residual: np.ndarray, a: np.ndarray, offset: np.ndarray, M: np.nda
         coefficients = (quadratic[:, first, second] * weights).astype(dtype)
         effect = scatter.astype(dtype) @ residual_w
         effect += offset_w
-        yield start, _pseudo_t(effect, coefficients @ products, scale)
+        stat = _pseudo_t(effect, coefficients @ products, scale)
+        yield start, stat, stat
 
 
 def _direct(residual: np.ndarray, a: np.ndarray, offset: np.ndarray, M: np.ndarray,
@@ -182,23 +205,26 @@ def _direct(residual: np.ndarray, a: np.ndarray, offset: np.ndarray, M: np.ndarr
         if smooth is not None:
             variance = smooth(variance)
         effect = (a @ shuffled + offset).astype(dtype)
-        yield start, _pseudo_t(effect, variance.astype(dtype), scale)[None]
+        stat = _pseudo_t(effect, variance.astype(dtype), scale)[None]
+        yield start, stat, stat
 
 
-def _collect(chunks: Chunks, permutations: np.ndarray, df: int) -> PermutationResult:
+def _collect(chunks: Chunks, permutations: np.ndarray, df: int,
+             enhanced: bool) -> PermutationResult:
     null_max = np.empty(len(permutations))
-    observed = exceed = None
-    for start, stat in chunks:
-        magnitude = np.abs(stat)
+    observed = counted = exceed = None
+    for start, stat, score in chunks:
+        magnitude = np.abs(score)
         if observed is None:
             observed = stat[0].astype(np.float64)
-            bound = (np.abs(observed) * (1.0 - TIE_TOLERANCE)).astype(stat.dtype)
-            exceed = np.zeros(stat.shape[1], dtype=np.int64)
-        null_max[start:start + len(stat)] = magnitude.max(axis=1)
+            counted = score[0].astype(np.float64)
+            bound = (np.abs(counted) * (1.0 - TIE_TOLERANCE)).astype(score.dtype)
+            exceed = np.zeros(score.shape[1], dtype=np.int64)
+        null_max[start:start + len(score)] = magnitude.max(axis=1)
         exceed += (magnitude >= bound).sum(axis=0)
     total = len(permutations)
     ordered = np.sort(null_max)
-    at_least = total - np.searchsorted(ordered, np.abs(observed) * (1.0 - TIE_TOLERANCE),
+    at_least = total - np.searchsorted(ordered, np.abs(counted) * (1.0 - TIE_TOLERANCE),
                                        side="left")
     return PermutationResult(observed, exceed / total, at_least / total, null_max,
-                             permutations, df)
+                             permutations, df, counted if enhanced else None)

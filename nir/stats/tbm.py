@@ -1,6 +1,7 @@
 """Tensor-based morphometry: a voxelwise GLM on smoothed log-Jacobian maps in the template's
-brain mask, corrected for the family-wise error by Freedman-Lane max-T permutation of a
-variance-smoothed pseudo-t (default) or by Benjamini-Hochberg FDR on the parametric t; maps are
+brain mask, corrected for the family-wise error by Freedman-Lane permutation of the
+threshold-free cluster enhancement (TFCE) of a variance-smoothed pseudo-t (default), by max-T
+permutation of the pseudo-t itself, or by Benjamini-Hochberg FDR on the parametric t; maps are
 written on the template grid with its header."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from scipy import ndimage
 from nir.errors import NirInputError
 from nir.spatial.geometry import voxel_sizes
 from nir.spatial.io import load_labels, load_volume, same_grid, save_volume, write_text
+from nir.stats import tfce
 from nir.stats.glm import fdr, fit_contrast
 from nir.stats.permutation import PermutationResult, freedman_lane
 from nir.study.design import Design
@@ -26,7 +28,7 @@ FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 MIN_DETJ = 1e-3  # folded voxels (det J <= 0) are clipped here before the log
 EDGE_MM = 2.0  # the mask's outer shell left out: det J at the brain's outline follows the
 #                background edge, not the anatomy
-CORRECTIONS = ("fwe", "fdr")
+CORRECTIONS = ("tfce", "fwe", "fdr")
 
 
 def smooth_in_mask(data: np.ndarray, mask: np.ndarray, fwhm_mm: float,
@@ -71,23 +73,26 @@ class MaskSmoother:
 class TbmResult:
     """Volumes on the template grid (zero outside the mask) and the summary of the test."""
 
-    maps: dict[str, np.ndarray]  # t, p, q, significant, effect
+    maps: dict[str, np.ndarray]  # t, p, q, significant, effect (and tfce with TFCE)
     log_jacobians: list[np.ndarray]  # the smoothed GLM inputs, per subject
     summary: dict[str, Any]
 
 
 def voxelwise_tbm(jacobians: Sequence[str | Path], mask_path: str | Path, design: Design,
-                  fwhm_mm: float = 6.0, q: float = 0.05, correction: str = "fwe",
+                  fwhm_mm: float = 6.0, q: float = 0.05, correction: str = "tfce",
                   permutations: int = 1000, variance_fwhm_mm: float = 12.0,
                   seed: int = 0) -> TbmResult:
     """GLM of the smoothed log det J of every subject (in ``design`` order) on the design, at the
     voxels of the mask at least EDGE_MM inside it, testing the group column at level ``q``.
 
-    ``correction="fwe"``: t is the pseudo-t (residual variance smoothed in the mask with
-    ``variance_fwhm_mm``, 0 for the plain t), p its uncorrected and q its FWE-corrected
-    permutation p (Freedman-Lane, ``permutations`` drawn with ``seed``, max |t| over the mask).
-    ``correction="fdr"``: t and p parametric, q the Benjamini-Hochberg adjusted p. Either way
-    the voxels with q <= ``q`` are significant and the effect is the OLS log-J difference."""
+    ``correction="tfce"``: t is the pseudo-t (residual variance smoothed in the mask with
+    ``variance_fwhm_mm``, 0 for the plain t), ``tfce`` its threshold-free cluster enhancement
+    (:mod:`nir.stats.tfce`), p the uncorrected and q the FWE-corrected permutation p of the TFCE
+    (Freedman-Lane, ``permutations`` drawn with ``seed``, max |TFCE| over the mask).
+    ``correction="fwe"``: the same without the TFCE
+    (max |pseudo-t|). ``correction="fdr"``: t and p parametric, q the Benjamini-Hochberg
+    adjusted p. Either way the voxels with q <= ``q`` are significant and the effect is the OLS
+    log-J difference."""
     if correction not in CORRECTIONS:
         raise ValueError(f"correction must be one of {CORRECTIONS}, got {correction!r}")
     mask_volume = load_labels(mask_path)
@@ -108,19 +113,24 @@ def voxelwise_tbm(jacobians: Sequence[str | Path], mask_path: str | Path, design
     contrast[1] = 1.0
     test = fit_contrast(y, design.matrix(), contrast)
     permuted = None
+    extra_maps = {}
     if correction == "fdr":
         t, p = test.t, test.p
         adjusted, significant = fdr(test.p, q)
     else:
         smoother = (MaskSmoother(mask, variance_fwhm_mm, spacing) if variance_fwhm_mm > 0
                     else None)
-        permuted = freedman_lane(y, design.matrix(), 1, permutations, seed, smoother)
+        enhance = tfce.Tfce(mask) if correction == "tfce" else None
+        permuted = freedman_lane(y, design.matrix(), 1, permutations, seed, smoother,
+                                 enhance=enhance)
         t, p, adjusted = permuted.statistic, permuted.p_uncorrected, permuted.p_fwe
         significant = adjusted <= q
+        if enhance is not None:
+            extra_maps["tfce"] = permuted.enhanced
     maps = {}
     for name, values in (("t", t), ("p", p), ("q", adjusted),
                          ("significant", significant.astype(np.float32)),
-                         ("effect", test.effect)):
+                         ("effect", test.effect), *extra_maps.items()):
         volume = np.zeros(mask.shape, dtype=np.float32)
         volume[mask] = values
         if name in ("p", "q"):
@@ -128,25 +138,34 @@ def voxelwise_tbm(jacobians: Sequence[str | Path], mask_path: str | Path, design
         maps[name] = volume
     summary = _summary(maps, mask_volume.affine, design, test.df, fwhm_mm, q, folded)
     if permuted is not None:
-        summary.update(_fwe_summary(permuted, q, variance_fwhm_mm, seed))
+        summary.update(_permutation_summary(permuted, q, variance_fwhm_mm, seed))
     return TbmResult(maps, smoothed, summary)
 
 
-def _fwe_summary(permuted: PermutationResult, q: float, variance_fwhm_mm: float,
-                 seed: int) -> dict[str, Any]:
+def _permutation_summary(permuted: PermutationResult, q: float, variance_fwhm_mm: float,
+                         seed: int) -> dict[str, Any]:
     statistic = (f"pseudo-t (residual variance smoothed in the mask, {variance_fwhm_mm:g} mm "
                  "FWHM)" if variance_fwhm_mm > 0 else "t")
     quantiles = np.quantile(permuted.null_max, [0.5, 0.95, 0.99])
-    return {
-        "correction": f"FWE by permutation (Freedman-Lane, max |{statistic}| over the mask, "
-                      f"{permuted.n_permutations} permutations, identity included)",
-        "correction_method": "fwe",
+    common = {
         "permutations": permuted.n_permutations, "seed": seed,
         "variance_fwhm_mm": variance_fwhm_mm,
-        "fwe_t_threshold": round(permuted.fwe_threshold(q), 4),
         "null_max_quantiles": {f"{round(100 * k)}%": round(float(v), 3)
                                for k, v in zip((0.5, 0.95, 0.99), quantiles, strict=True)},
     }
+    scheme = (f"Freedman-Lane, {permuted.n_permutations} permutations, identity included")
+    if permuted.enhanced is None:
+        return {**common,
+                "correction": f"FWE by permutation (max |{statistic}| over the mask; {scheme})",
+                "correction_method": "fwe",
+                "fwe_t_threshold": round(permuted.fwe_threshold(q), 4)}
+    return {**common,
+            "correction": f"TFCE of the {statistic}, FWE by permutation (max |TFCE| over the "
+                          f"mask; {scheme})",
+            "correction_method": "tfce",
+            "tfce": {"E": tfce.EXTENT_EXPONENT, "H": tfce.HEIGHT_EXPONENT, "dh": tfce.STEP,
+                     "connectivity": tfce.CONNECTIVITY},
+            "fwe_tfce_threshold": round(permuted.fwe_threshold(q), 4)}
 
 
 def _summary(maps: dict[str, np.ndarray], affine: np.ndarray, design: Design, df: int,
@@ -157,6 +176,7 @@ def _summary(maps: dict[str, np.ndarray], affine: np.ndarray, design: Design, df
                                       if significant.any() else np.abs(t)), t.shape)
     return {
         "contrast": f"{design.levels[1]} - {design.levels[0]}",
+        "levels": list(design.levels),
         "subjects": {level: int(sum(g == level for g in design.groups))
                      for level in design.levels},
         "covariates": list(design.covariates), "df": df, "fwhm_mm": fwhm_mm,
@@ -169,6 +189,11 @@ def _summary(maps: dict[str, np.ndarray], affine: np.ndarray, design: Design, df
         "peak_effect_percent": round(100.0 * float(np.expm1(maps["effect"][peak])), 2),
         "folded_voxels_clipped": folded,
     }
+
+
+def map_paths(paths: Sequence[str | Path]) -> dict[str, Path]:
+    """The ``tbm_{name}.nii.gz`` files written by :func:`write_tbm`, by name."""
+    return {Path(p).name.removeprefix("tbm_").removesuffix(".nii.gz"): Path(p) for p in paths}
 
 
 def write_tbm(result: TbmResult, template: str | Path, out_dir: str | Path,

@@ -1,8 +1,10 @@
-"""Per-structure volumes of every subject and their group test.
+"""Per-structure volumes of every subject and their group test, and each subject's total
+intracranial volume (TIV).
 
 Two estimates per structure: ``jacobian``, the template label integrated against the subject's
 det J (its volume in the affinely normalised space the template lives in), and ``native``, the
-voxel count of the subject's own label map times its voxel volume.
+voxel count of the subject's own label map times its voxel volume. The TIV is the voxel count of
+the subject's native brain mask times its voxel volume.
 """
 
 from __future__ import annotations
@@ -22,6 +24,24 @@ from nir.study.design import Design
 def voxel_volume(affine: np.ndarray) -> float:
     """mm³ of one voxel of ``affine``'s grid."""
     return float(abs(np.linalg.det(affine[:3, :3])))
+
+
+def mask_volume_ml(path: str | Path) -> float:
+    """Volume in ml of the voxels > 0 of the mask at ``path``, on its own grid."""
+    mask = load_labels(path)
+    return float(np.count_nonzero(mask.data.numpy() > 0)) * voxel_volume(mask.affine) / 1000.0
+
+
+def tiv_table(masks: Sequence[str | Path], subjects: Sequence[str]) -> pd.DataFrame:
+    """(subject, tiv_ml): the native brain-mask volume of each subject."""
+    return pd.DataFrame({"subject": list(subjects),
+                         "tiv_ml": [mask_volume_ml(m) for m in masks]})
+
+
+def read_tiv(path: str | Path) -> dict[str, float]:
+    """The TIV per subject from a table written from :func:`tiv_table`."""
+    table = pd.read_csv(path, dtype={"subject": str})
+    return dict(zip(table["subject"], table["tiv_ml"].astype(float), strict=True))
 
 
 def structures(labels: np.ndarray) -> dict[int, str]:

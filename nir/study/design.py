@@ -4,12 +4,17 @@ The table is the sample sheet (a ``group`` column beside ``subject``, ``t1w``...
 ``participants.tsv`` (subjects in ``participant_id``).  Each analysed subject needs a group (one
 of exactly two) and a number for every covariate; each group needs at least two subjects.  Every
 problem is one NirInputError naming the table, the column and the subject.
+
+A covariate of :data:`COMPUTED` (``tiv``, the total intracranial volume) that is not a column of
+the table is computed by the workflow (:func:`nir.stats.volumes.mask_volume_ml` of each
+subject's native brain mask): at config time it is only counted in the model, and its values
+join the design once computed (``computed``).
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +24,7 @@ from nir.errors import NirInputError
 
 ID_COLUMNS = ("subject", "participant_id")
 MISSING = ("", "n/a", "na", "nan")
+COMPUTED = ("tiv",)  # covariates the workflow can compute when the table has no such column
 
 
 @dataclass(frozen=True)
@@ -122,21 +128,81 @@ def _covariate(path: Path, rows: dict[str, dict[str, str]], subjects: Sequence[s
     return array
 
 
+def computed_covariates(table: str | Path, covariates: Sequence[str],
+                        computable: Collection[str] = COMPUTED) -> tuple[str, ...]:
+    """The covariates the workflow has to compute: those of :data:`COMPUTED` that are not a
+    column of ``table`` (all of them while the table does not exist yet, e.g. the demo's);
+    NirInputError when one of them is not ``computable``."""
+    path = Path(table)
+    columns = _read_table(path)[2] if path.is_file() else []
+    needed = tuple(c for c in covariates if c in COMPUTED and c not in columns)
+    for column in needed:
+        if column not in computable:
+            raise _unknown_column(path, column, columns, computable)
+    return needed
+
+
+def _unknown_column(path: Path, column: str, columns: Sequence[str],
+                    computable: Collection[str]) -> NirInputError:
+    if column in COMPUTED:
+        return NirInputError(path, f"covariate {column!r} is not a column here, and the workflow "
+                                   "computes it only from the native brain masks of its "
+                                   "preprocessing (with preprocessed: true the images are "
+                                   "already in a common space, where the brain volume no longer "
+                                   f"measures head size): add a {column!r} column (in ml, e.g. "
+                                   "FreeSurfer's eTIV) or run the preprocessing")
+    hint = f"; the workflow computes {', '.join(computable)}" if computable else ""
+    return NirInputError(path, f"no column {column!r} (found: {', '.join(columns)}{hint})")
+
+
 def read_design(table: str | Path, subjects: Sequence[str], group_column: str = "group",
-                covariates: Sequence[str] = (), groups: Sequence[str] | None = None) -> Design:
-    """The design of ``subjects`` from ``table``; see the module docstring for the checks."""
+                covariates: Sequence[str] = (), groups: Sequence[str] | None = None,
+                computable: Collection[str] = (),
+                computed: Mapping[str, Mapping[str, float]] | None = None) -> Design:
+    """The design of ``subjects`` from ``table``; see the module docstring for the checks.
+
+    ``computable``: the covariates of :data:`COMPUTED` the workflow can compute (a table column
+    of that name is used instead). ``computed``: their values per subject, once known; until
+    then they are counted in the model (the degrees-of-freedom check) but left out of the
+    returned design."""
     path = Path(table)
     id_column, rows, columns = _read_table(path)
-    for column in (group_column, *covariates):
-        if column not in columns:
-            raise NirInputError(path, f"no column {column!r} (found: {', '.join(columns)})")
+    if group_column not in columns:
+        raise _unknown_column(path, group_column, columns, ())
+    pending = []
+    for column in covariates:
+        if column in columns:
+            continue
+        if column not in computable:
+            raise _unknown_column(path, column, columns, computable)
+        pending.append(column)
     by_subject = {sid: _value(path, rows, sid, group_column, id_column) for sid in subjects}
     levels = _levels(path, group_column, by_subject, groups)
-    values = {c: _covariate(path, rows, subjects, c, id_column) for c in covariates}
+    values = {}
+    for column in covariates:
+        if column not in pending:
+            values[column] = _covariate(path, rows, subjects, column, id_column)
+        elif computed is not None and column in computed:
+            values[column] = _computed(path, column, computed[column], subjects)
     design = Design(tuple(subjects), tuple(by_subject[s] for s in subjects), levels, values)
+    model_columns = design.matrix().shape[1] + len(set(covariates) - set(values))
     if np.linalg.matrix_rank(design.matrix()) < design.matrix().shape[1]:
         raise NirInputError(path, f"covariates {list(covariates)} are collinear with the groups")
-    if len(subjects) <= design.matrix().shape[1]:
+    if len(subjects) <= model_columns:
         raise NirInputError(path, f"{len(subjects)} subjects leave no residual degrees of "
-                                  f"freedom for {design.matrix().shape[1]} model columns")
+                                  f"freedom for {model_columns} model columns (intercept, "
+                                  f"group, {len(covariates)} covariate(s))")
     return design
+
+
+def _computed(path: Path, column: str, values: Mapping[str, float],
+              subjects: Sequence[str]) -> np.ndarray:
+    missing = [sid for sid in subjects if sid not in values]
+    if missing:
+        raise NirInputError(path, f"computed covariate {column!r} has no value for "
+                                  f"{', '.join(map(repr, missing))}")
+    array = np.asarray([float(values[sid]) for sid in subjects])
+    if not np.isfinite(array).all() or np.ptp(array) == 0:
+        raise NirInputError(path, f"computed covariate {column!r} is not finite or the same "
+                                  "for every subject")
+    return array

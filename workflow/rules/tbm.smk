@@ -1,10 +1,12 @@
 # Group statistics on the template (tbm.enabled): voxelwise GLM on the smoothed log-Jacobians
-# (FWE by Freedman-Lane max-T permutation of a variance-smoothed pseudo-t, or BH-FDR with
-# tbm.correction: fdr), per-structure volumes with the group test (BH-FDR), and their figures.
-# The design is read and checked here, at config time (nir.study.design): a bad group or
-# covariate stops the run before any job.
+# (FWE by Freedman-Lane permutation of the TFCE of a variance-smoothed pseudo-t; max-T of the
+# pseudo-t with tbm.correction: fwe; BH-FDR with fdr), the table of significant clusters, the
+# per-structure volumes with the group test (BH-FDR), and their figures. The covariate `tiv`
+# is computed from the native brain masks unless the table has such a column. The design is
+# read and checked here, at config time (nir.study.design): a bad group or covariate stops the
+# run before any job.
 from nir.errors import NirInputError
-from nir.study.design import read_design
+from nir.study.design import computed_covariates, read_design
 
 TBM = config["tbm"]
 TBM_TABLE = TBM["participants"] or (
@@ -18,17 +20,39 @@ if not config["template"]["build"]:
 if DEMO and config["demo"]["groups"] != 2 and not TBM["participants"]:
     raise NirInputError("config: tbm", "the demo cohort has groups only with demo.groups: 2 "
                                        "(or name a participants table in tbm.participants)")
+TBM_COMPUTABLE = () if config["preprocessed"] else ("tiv",)  # needs the native brain masks
 if not (DEMO and not TBM["participants"]):  # the demo's table is made by the demo job
     read_design(TBM_TABLE, list(SUBJECTS), TBM["group_column"], TBM["covariates"],
-                TBM["groups"])
+                TBM["groups"], computable=TBM_COMPUTABLE)
 TBM_DESIGN = dict(group_column=TBM["group_column"], covariates=TBM["covariates"],
-                  groups=TBM["groups"])
-TBM_MAPS = ("t", "p", "q", "significant", "effect")
+                  groups=TBM["groups"], computable=TBM_COMPUTABLE)
+TBM_TIV = "tiv" in computed_covariates(TBM_TABLE, TBM["covariates"], TBM_COMPUTABLE)
+TBM_COVARIATE_INPUTS = {"tiv": f"{R}/tables/tbm_tiv.csv"} if TBM_TIV else {}
+TBM_MAPS = ("t", "p", "q", "significant", "effect", *(
+    ("tfce",) if TBM["correction"] == "tfce" else ()))
 FINAL_ROUND = TEMPLATE.iterations
+TBM_FIGURES = ("tbm_tmap", "tbm_glass", "tbm_effect_sizes")
+
+
+if TBM_TIV:
+
+    rule tbm_tiv:
+        input:
+            masks=[f"{R}/preprocess/{s}/{s}_brainmask.nii.gz" for s in SUBJECTS],
+        output:
+            report(TBM_COVARIATE_INPUTS["tiv"], category="Group statistics",
+                   caption="../report/tbm_tiv.rst"),
+        params:
+            subjects=list(SUBJECTS),
+        log:
+            f"{R}/logs/tbm/tiv.log",
+        script:
+            "../scripts/tbm_tiv.py"
 
 
 rule tbm_glm:
     input:
+        **TBM_COVARIATE_INPUTS,
         jacobians=round_outputs("jacobian", FINAL_ROUND),
         mask=f"{TEMPLATE.root}/template_brainmask.nii.gz",
         template=f"{TEMPLATE.root}/template.nii.gz",
@@ -59,6 +83,7 @@ rule tbm_glm:
 
 rule tbm_volumes:
     input:
+        **TBM_COVARIATE_INPUTS,
         template_labels=f"{TEMPLATE.root}/template_labels.nii.gz",
         jacobians=round_outputs("jacobian", FINAL_ROUND),
         native=[SUBJECTS[s].labels for s in SUBJECTS],
@@ -77,20 +102,52 @@ rule tbm_volumes:
         "../scripts/tbm_volumes.py"
 
 
+# the template's position in MNI152 space (an affine registration), for the cluster table
+rule tbm_mni:
+    input:
+        template=f"{TEMPLATE.root}/template.nii.gz",
+    output:
+        f"{R}/tbm/template_to_mni.json",
+    params:
+        seed=config["seed"],
+    log:
+        f"{R}/logs/tbm/mni.log",
+    script:
+        "../scripts/tbm_mni.py"
+
+
+rule tbm_clusters:
+    input:
+        maps=[f"{R}/tbm/tbm_{name}.nii.gz" for name in TBM_MAPS],
+        summary=f"{R}/tbm/tbm_summary.json",
+        labels=f"{TEMPLATE.root}/template_labels.nii.gz",
+        mni=f"{R}/tbm/template_to_mni.json",
+    output:
+        table=report(f"{R}/tbm/clusters.csv", category="Group statistics",
+                     caption="../report/tbm_clusters_table.rst"),
+        markdown=f"{R}/tbm/clusters.md",
+    log:
+        f"{R}/logs/tbm/clusters.log",
+    script:
+        "../scripts/tbm_clusters.py"
+
+
 rule tbm_figures:
     input:
-        tmap=f"{R}/tbm/tbm_t.nii.gz",
+        maps=[f"{R}/tbm/tbm_{name}.nii.gz" for name in TBM_MAPS],
         summary=f"{R}/tbm/tbm_summary.json",
         template=f"{TEMPLATE.root}/template.nii.gz",
         tests=f"{R}/tables/tbm_structures.csv",
+        clusters=f"{R}/tbm/clusters.csv",
     output:
         [report(f"{R}/figures/{name}.{ext}", category="Group statistics",
                 subcategory=ext.upper(), caption=f"../report/{name}.rst")
-         for name in ("tbm_tmap", "tbm_effect_sizes") for ext in FIGURE_FORMATS],
+         for name in TBM_FIGURES for ext in FIGURE_FORMATS],
     log:
         f"{R}/logs/tbm/figures.log",
     script:
         "../scripts/tbm_figures.py"
 
 
-TBM_TARGETS = [*rules.tbm_glm.output, *rules.tbm_volumes.output, *rules.tbm_figures.output]
+TBM_TARGETS = [*rules.tbm_glm.output, *rules.tbm_volumes.output, *rules.tbm_clusters.output,
+               *rules.tbm_figures.output]
