@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import permutations
 from pathlib import Path
@@ -24,6 +25,8 @@ PAIR_SEPARATOR = "_to_"
 PAIR_MEMBER_REGEX = rf"[A-Za-z0-9](?:(?!{PAIR_SEPARATOR})[A-Za-z0-9_-])*"
 PAIR_MODES = ("all", "template", "random", "file", "none")
 SHEET_COLUMNS = ("subject", "t1w", "labels", "brainmask")
+EXCLUDE_KEY = "config: exclude"  # how errors of the exclusions name their source
+MIN_SUBJECTS = 2
 
 _ID = re.compile(ID_REGEX)
 
@@ -191,6 +194,23 @@ def select_subjects(subjects: list[Subject], include: list[str] | None,
     return [s for s in subjects if s.id in wanted]
 
 
+def exclude_subjects(subjects: list[Subject], excluded: Mapping[str, str],
+                     source: str | Path) -> list[Subject]:
+    """``subjects`` less the ``excluded`` ones (ID -> reason), in cohort order; every excluded ID
+    must be one of ``subjects`` (the cohort read from ``source``, after ``subjects``)."""
+    known = {s.id for s in subjects}
+    for sid in excluded:
+        if sid not in known:
+            raise NirInputError(EXCLUDE_KEY, f"subject {sid!r} is not a subject of the cohort "
+                                             f"({source}, after the 'subjects' key)")
+    kept = [s for s in subjects if s.id not in excluded]
+    if excluded and len(kept) < MIN_SUBJECTS:
+        raise NirInputError(EXCLUDE_KEY, f"excluding {len(excluded)} of {len(subjects)} "
+                                         f"subjects leaves {len(kept)}; a study needs at least "
+                                         f"{MIN_SUBJECTS}")
+    return kept
+
+
 def demo_ids(n_subjects: int) -> list[str]:
     """IDs of a synthetic cohort: ``sub-01`` … ``sub-NN`` (zero-padded to at least 2 digits)."""
     if n_subjects < 2:
@@ -284,11 +304,14 @@ def sheet_design_columns(config: dict) -> tuple[str, ...]:
     return (tbm.get("group_column", "group"), *tbm.get("covariates", []))
 
 
-def cohort_from_config(config: dict, demo_dir: str | Path) -> tuple[list[Subject], str]:
+def cohort_from_config(config: dict, demo_dir: str | Path,
+                       excluded: Mapping[str, str] | None = None) -> tuple[list[Subject], str]:
     """The subjects named by a validated workflow config and where they came from.
 
     ``cohort`` (a sheet) or ``bids`` (a root) must list existing files with labels; without
     either, the synthetic demo cohort under ``demo_dir`` (files the workflow will create).
+    ``excluded`` (ID -> reason, :func:`nir.study.exclusions.parse_exclusions`) are left out
+    before their files are checked.
     """
     if "cohort" in config and "bids" in config:
         raise NirInputError(None, "set either 'cohort' or 'bids' in the config, not both")
@@ -302,8 +325,10 @@ def cohort_from_config(config: dict, demo_dir: str | Path) -> tuple[list[Subject
         source = str(bids["root"])
     else:
         ids = demo_ids(int(config["demo"]["n_subjects"]))
-        subjects = [demo_subject(sid, demo_dir) for sid in ids]
-        return select_subjects(subjects, config.get("subjects"), "demo"), "demo"
+        subjects = select_subjects([demo_subject(sid, demo_dir) for sid in ids],
+                                   config.get("subjects"), "demo")
+        return exclude_subjects(subjects, excluded or {}, "demo"), "demo"
     subjects = select_subjects(subjects, config.get("subjects"), source)
+    subjects = exclude_subjects(subjects, excluded or {}, source)
     check_files(subjects, source, require_labels=True)
     return subjects, source

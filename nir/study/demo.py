@@ -279,6 +279,12 @@ def demo_group(index: int) -> str:
     return GROUPS[(index - 1) % 2]
 
 
+def demo_groups(n_subjects: int) -> dict[str, str]:
+    """Subject ID -> group of a two-group demo of ``n_subjects`` (what ``participants.tsv``
+    will say, known before the demo job writes it)."""
+    return {sid: demo_group(index) for index, sid in enumerate(demo_ids(n_subjects), start=1)}
+
+
 def write_participants(ids: list[str], seed: int, path: Path) -> None:
     """``participants.tsv``: subject, group (alternating) and a random age (no effect)."""
     rng = np.random.default_rng([seed, 0])

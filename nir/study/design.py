@@ -21,10 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from nir.errors import NirInputError
+from nir.study.cohort import EXCLUDE_KEY
 
 ID_COLUMNS = ("subject", "participant_id")
 MISSING = ("", "n/a", "na", "nan")
 COMPUTED = ("tiv",)  # covariates the workflow can compute when the table has no such column
+MIN_GROUP = 2  # subjects per group
 
 
 @dataclass(frozen=True)
@@ -79,9 +81,16 @@ def _value(path: Path, rows: dict[str, dict[str, str]], sid: str, column: str,
     return value
 
 
-def _levels(path: Path, column: str, groups: dict[str, str],
-            wanted: Sequence[str] | None) -> tuple[str, str]:
+def group_levels(path: str | Path, column: str, groups: Mapping[str, str],
+                 wanted: Sequence[str] | None = None,
+                 dropped: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """The (reference, compared) groups of the analysed subjects (``groups``: ID -> group
+    value, from ``column`` of the table at ``path``), each checked to keep at least 2 subjects.
+    ``dropped``: the groups of the subjects the config's ``exclude`` left out, so that a group
+    they empty is reported as their doing (an error naming ``config: exclude``)."""
+    dropped = {sid: g for sid, g in (dropped or {}).items() if g.lower() not in MISSING}
     found = sorted(set(groups.values()))
+    everyone = sorted(set(found) | set(dropped.values()))
     if wanted:
         if len(wanted) != 2 or wanted[0] == wanted[1]:
             raise NirInputError(path, f"tbm.groups must name two different groups, got "
@@ -91,6 +100,8 @@ def _levels(path: Path, column: str, groups: dict[str, str],
                 raise NirInputError(path, f"column {column!r}: subject {sid!r} is in group "
                                           f"{g!r}, not one of tbm.groups {list(wanted)}")
         levels = (str(wanted[0]), str(wanted[1]))
+    elif len(found) < 2 and len(everyone) == 2:  # the exclusions emptied a group: said below
+        levels = (everyone[0], everyone[1])
     elif len(found) != 2:
         raise NirInputError(path, f"column {column!r} has {len(found)} group(s) "
                                   f"({', '.join(found)}); the comparison needs exactly 2 "
@@ -98,13 +109,25 @@ def _levels(path: Path, column: str, groups: dict[str, str],
     else:
         levels = (found[0], found[1])
     for level in levels:
-        members = [sid for sid, g in groups.items() if g == level]
-        if len(members) < 2:
-            named = ", ".join(repr(s) for s in members) or "none"
-            raise NirInputError(path, f"column {column!r}: group {level!r} has "
-                                      f"{len(members)} subject(s) ({named}); each group needs "
-                                      "at least 2")
+        _check_size(path, column, level, groups, dropped)
     return levels
+
+
+def _check_size(path: str | Path, column: str, level: str, groups: Mapping[str, str],
+                dropped: Mapping[str, str]) -> None:
+    members = [sid for sid, g in groups.items() if g == level]
+    if len(members) >= MIN_GROUP:
+        return
+    named = ", ".join(repr(s) for s in members) or "none"
+    gone = [repr(sid) for sid, g in dropped.items() if g == level]
+    if gone:
+        verb = "is" if len(gone) == 1 else "are"
+        raise NirInputError(EXCLUDE_KEY, f"group {level!r} (column {column!r} of {path}) keeps "
+                                         f"{len(members)} subject(s) ({named}) once "
+                                         f"{', '.join(gone)} {verb} excluded; each group needs "
+                                         f"at least {MIN_GROUP}")
+    raise NirInputError(path, f"column {column!r}: group {level!r} has {len(members)} "
+                              f"subject(s) ({named}); each group needs at least {MIN_GROUP}")
 
 
 def _covariate(path: Path, rows: dict[str, dict[str, str]], subjects: Sequence[str],
@@ -158,9 +181,12 @@ def _unknown_column(path: Path, column: str, columns: Sequence[str],
 def read_design(table: str | Path, subjects: Sequence[str], group_column: str = "group",
                 covariates: Sequence[str] = (), groups: Sequence[str] | None = None,
                 computable: Collection[str] = (),
-                computed: Mapping[str, Mapping[str, float]] | None = None) -> Design:
+                computed: Mapping[str, Mapping[str, float]] | None = None,
+                excluded: Collection[str] = ()) -> Design:
     """The design of ``subjects`` from ``table``; see the module docstring for the checks.
 
+    ``excluded``: the subjects the config's ``exclude`` left out of ``subjects`` (rows of the
+    table that are not analysed; named in the error if their absence empties a group).
     ``computable``: the covariates of :data:`COMPUTED` the workflow can compute (a table column
     of that name is used instead). ``computed``: their values per subject, once known; until
     then they are counted in the model (the degrees-of-freedom check) but left out of the
@@ -177,7 +203,8 @@ def read_design(table: str | Path, subjects: Sequence[str], group_column: str = 
             raise _unknown_column(path, column, columns, computable)
         pending.append(column)
     by_subject = {sid: _value(path, rows, sid, group_column, id_column) for sid in subjects}
-    levels = _levels(path, group_column, by_subject, groups)
+    dropped = {sid: rows[sid].get(group_column, "") for sid in excluded if sid in rows}
+    levels = group_levels(path, group_column, by_subject, groups, dropped)
     values = {}
     for column in covariates:
         if column not in pending:

@@ -14,6 +14,7 @@ from nir.study.cohort import (
     cohort_from_config,
     make_pairs,
 )
+from nir.study.exclusions import check_not_named, parse_exclusions
 from nir.study.label_config import label_config
 from nir.study.methods import parse_methods
 from nir.study.paper_panels import check_panel_methods, check_panel_pair
@@ -24,7 +25,10 @@ os.environ.update(PATH=os.pathsep.join([os.path.dirname(sys.executable), os.gete
 R = config["results"].rstrip("/")
 DEMO = "cohort" not in config and "bids" not in config
 
-SUBJECT_LIST, COHORT_SOURCE = cohort_from_config(config, f"{R}/demo")
+# exclude: the subjects left out of the whole run (ID -> reason), before any job is planned
+EXCLUDED = parse_exclusions(config["exclude"])
+check_not_named(config, EXCLUDED)
+SUBJECT_LIST, COHORT_SOURCE = cohort_from_config(config, f"{R}/demo", EXCLUDED)
 if "cohort" in config:
     validate(pd.read_csv(config["cohort"], sep="\t", dtype=str, keep_default_na=False),
              workflow.source_path("../schemas/cohort.schema.yaml"))

@@ -3,10 +3,12 @@
 # pseudo-t with tbm.correction: fwe; BH-FDR with fdr), the table of significant clusters, the
 # per-structure volumes with the group test (BH-FDR), and their figures. The covariate `tiv`
 # is computed from the native brain masks unless the table has such a column. The design is
-# read and checked here, at config time (nir.study.design): a bad group or covariate stops the
-# run before any job.
+# read and checked here, at config time (nir.study.design): a bad group or covariate, or a
+# group that the config's `exclude` leaves with fewer than 2 subjects, stops the run before any
+# job (the excluded subjects are not in SUBJECTS: no job below reads them).
 from nir.errors import NirInputError
-from nir.study.design import computed_covariates, read_design
+from nir.study.demo import demo_groups
+from nir.study.design import computed_covariates, group_levels, read_design
 
 TBM = config["tbm"]
 TBM_TABLE = TBM["participants"] or (
@@ -21,9 +23,13 @@ if DEMO and config["demo"]["groups"] != 2 and not TBM["participants"]:
     raise NirInputError("config: tbm", "the demo cohort has groups only with demo.groups: 2 "
                                        "(or name a participants table in tbm.participants)")
 TBM_COMPUTABLE = () if config["preprocessed"] else ("tiv",)  # needs the native brain masks
-if not (DEMO and not TBM["participants"]):  # the demo's table is made by the demo job
+if DEMO and not TBM["participants"]:  # the demo's table is made by the demo job
+    DEMO_GROUPS = demo_groups(config["demo"]["n_subjects"])
+    group_levels(TBM_TABLE, TBM["group_column"], {s: DEMO_GROUPS[s] for s in SUBJECTS},
+                 TBM["groups"], {s: DEMO_GROUPS[s] for s in EXCLUDED})
+else:
     read_design(TBM_TABLE, list(SUBJECTS), TBM["group_column"], TBM["covariates"],
-                TBM["groups"], computable=TBM_COMPUTABLE)
+                TBM["groups"], computable=TBM_COMPUTABLE, excluded=list(EXCLUDED))
 TBM_DESIGN = dict(group_column=TBM["group_column"], covariates=TBM["covariates"],
                   groups=TBM["groups"], computable=TBM_COMPUTABLE)
 TBM_TIV = "tiv" in computed_covariates(TBM_TABLE, TBM["covariates"], TBM_COMPUTABLE)
