@@ -211,7 +211,8 @@ def test_each_round_keeps_what_the_outputs_section_says(tiny_study) -> None:
     template = tiny_study["defaults"]
     for name in ("template.nii.gz", "template_labels.nii.gz", "template_brainmask.nii.gz",
                  "progress.tsv", "iter-00/round.json", "iter-01/round.json",
-                 "iter-01/update.json"):
+                 "iter-01/update.json", "qc/template_qc.csv", "qc/template_qc.md",
+                 *(f"qc/{s}.png" for s in SUBJECTS)):
         assert (template / name).stat().st_size > 0, name
 
 
@@ -227,6 +228,12 @@ def test_nir_template_runs_the_same_rounds_as_the_workflow(tiny_study) -> None:
             json.loads((workflow / f"iter-{k:02d}/round.json").read_text())
     assert pd.read_csv(cli / "progress.tsv", sep="\t").equals(
         pd.read_csv(workflow / "progress.tsv", sep="\t"))
+    # the same QC of the last round: the workflow's template_qc job, nir template's OUT/qc
+    qc = pd.read_csv(cli / "qc" / "template_qc.csv")
+    assert qc.equals(pd.read_csv(workflow / "qc" / "template_qc.csv"))
+    assert qc["subject"].tolist() == list(SUBJECTS) and qc["dice"].between(0.5, 1).all()
+    for sid in SUBJECTS:
+        assert (cli / "qc" / f"{sid}.png").stat().st_size > 10_000
     # the CLI keeps the last round whole and drops the earlier round's warps and det J maps
     for (iteration, subject), files in _kept(cli).items():
         names = {name.split("_", 1)[-1] for name in files}

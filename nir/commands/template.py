@@ -14,6 +14,7 @@ from nir.errors import NirInputError
 from nir.spatial.io import write_text
 from nir.study.cohort import check_id
 from nir.study.template_plan import TemplatePlan
+from nir.study.template_qc import write_template_qc
 from nir.study.template_steps import (
     affine_dice,
     copy_file,
@@ -26,9 +27,11 @@ from nir.study.template_steps import (
 
 HELP = ("Build a study template: register every image onto the current template, average them "
         "through the inverse of their mean displacement, repeat. Writes OUT/iter-NN/ (template, "
-        "registrations, round.json), OUT/template.nii.gz, OUT/progress.tsv and, with --labels, "
-        "OUT/template_labels.nii.gz. The rounds before the last keep their warps and det J "
-        "maps only with --keep-rounds. A rerun keeps finished registrations and templates.")
+        "registrations, round.json), OUT/template.nii.gz, OUT/progress.tsv, the QC of the last "
+        "round (OUT/qc/: Dice with --labels, NCC, outliers flagged, a panel per image) and, "
+        "with --labels, OUT/template_labels.nii.gz. The rounds before the last keep their "
+        "warps and det J maps only with --keep-rounds. A rerun keeps finished registrations "
+        "and templates.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,9 +102,16 @@ def run(args: argparse.Namespace) -> None:
     out = args.out
     copy_file(plan.image(args.iterations), out / "template.nii.gz")
     table = progress_table([plan.round_record(k) for k in range(args.iterations + 1)])
-    if args.labels:
-        write_final_labels(plan.image(args.iterations), warped_labels,
-                           out / "template_labels.nii.gz", out / "template_brainmask.nii.gz")
+    template_labels = out / "template_labels.nii.gz" if args.labels else None
+    if template_labels:
+        write_final_labels(plan.image(args.iterations), warped_labels, template_labels,
+                           out / "template_brainmask.nii.gz")
         table["affine_groupwise_dice"] = round(affine_dice(args.labels), 4)
     write_text(table.to_csv(sep="\t", index=False), out / "progress.tsv")
     print(table.to_string(index=False))
+    qc = write_template_qc(out / "template.nii.gz", template_labels, ids,
+                           [plan.registered("warped", args.iterations, sid) for sid in ids],
+                           warped_labels or None, plan.qc("template_qc.csv"),
+                           plan.qc("template_qc.md"), [plan.qc(f"{sid}.png") for sid in ids])
+    print(f"nir template: QC of the last round -> {plan.qc('template_qc.csv')}; outliers: "
+          f"{', '.join(qc.loc[qc['outlier'], 'subject']) or 'none'}")

@@ -99,6 +99,11 @@ class TemplatePlan:
         """The JSON of the shape update that made template ``iteration`` (1 … K)."""
         return f"{self.root}/iter-{_folder(iteration)}/update.json"
 
+    def qc(self, name: str) -> str:
+        """A file of the template QC (nir.study.template_qc): ``template_qc.csv``/``.md`` or a
+        subject's panel ``ID.png``."""
+        return f"{self.root}/qc/{name}"
+
     def prefix(self, iteration: int | str = "{iteration}", subject: str = "{subject}") -> str:
         """The ``nir register --out`` prefix of one subject in one round."""
         return f"{self.root}/iter-{_folder(iteration)}/register/{subject}/{subject}"

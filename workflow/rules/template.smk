@@ -4,7 +4,8 @@
 # last round, which also writes inverse warps in velocity mode); template_update averages the
 # subjects through the inverse of their mean displacement into T_{k+1}. The loop is the DAG:
 # a resumed run redoes only what is missing. Round K (the last) gives the template-space
-# outputs. Registration outputs that are not kept (TemplatePlan.kept: `outputs`,
+# outputs, and template_qc measures and draws each subject's registration onto the final
+# template. Registration outputs that are not kept (TemplatePlan.kept: `outputs`,
 # template.keep_rounds) are temp(): deleted once the steps that read them are done.
 from nir.study.template_plan import TemplatePlan
 
@@ -119,6 +120,30 @@ rule template_final:
         "../scripts/template_final.py"
 
 
+# QC of the last round: Dice of each subject's warped labels to the template labels and NCC of
+# its warped image to the template, outliers flagged (nir.study.template_qc), one panel each
+rule template_qc:
+    input:
+        template=f"{TEMPLATE.root}/template.nii.gz",
+        labels=f"{TEMPLATE.root}/template_labels.nii.gz",
+        warped=round_outputs("warped", TEMPLATE.iterations),
+        warped_labels=round_outputs("warped_labels", TEMPLATE.iterations),
+    output:
+        table=report(TEMPLATE.qc("template_qc.csv"), category="Template",
+                     subcategory="QC", caption="../report/template_qc_table.rst"),
+        markdown=TEMPLATE.qc("template_qc.md"),
+        panels=[report(TEMPLATE.qc(f"{s}.png"), category="Template", subcategory="QC",
+                       labels={"subject": s}, caption="../report/template_qc_panel.rst")
+                for s in SUBJECTS],
+    params:
+        subjects=list(SUBJECTS),
+        excluded=EXCLUDED,
+    log:
+        f"{R}/logs/template/qc.log",
+    script:
+        "../scripts/template_qc.py"
+
+
 rule template_progress:
     input:
         rounds=[TEMPLATE.round_record(k) for k in range(TEMPLATE.iterations + 1)],
@@ -138,6 +163,7 @@ rule template_progress:
 TEMPLATE_TARGETS = [
     *rules.template_final.output,
     *rules.template_progress.output,
+    *rules.template_qc.output,
     *[round_outputs(kind, TEMPLATE.iterations) for kind in TEMPLATE.kinds(final=True)
       if TEMPLATE.kept(kind, final=True)],
 ]
