@@ -20,6 +20,7 @@ from nir.spatial.io import save_volume
 from nir.study.cohort import cohort_from_config
 from nir.study.design import read_design
 from nir.study.exclusions import check_not_named, parse_exclusions
+from tests.cube_cohort import write_cube_cohort
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEFILE = ROOT / "workflow" / "Snakefile"
@@ -36,21 +37,9 @@ def _snakemake(workdir: Path, config: Path, *extra: str, timeout: float = 300
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def _cohort(folder: Path, groups: list[str] = GROUPS) -> Path:
-    """Tiny subjects (a bright cube) and a sample sheet with group and age columns."""
-    folder.mkdir(parents=True, exist_ok=True)
-    affine = np.diag([4.0, 4.0, 4.0, 1.0])
-    lines = ["subject\tt1w\tlabels\tgroup\tage"]
-    for i, group in enumerate(groups, start=1):
-        sid = f"sub-{i:02d}"
-        image = np.zeros((12, 12, 12), np.float32)
-        image[3:9, 3:9, 3:9] = 1.0
-        save_volume(image, affine, folder / f"{sid}_T1w.nii.gz")
-        save_volume((image > 0).astype(np.int16) * 2, affine, folder / f"{sid}_dseg.nii.gz")
-        lines.append(f"{sid}\t{sid}_T1w.nii.gz\t{sid}_dseg.nii.gz\t{group}\t{60 + 3 * i % 7}")
-    sheet = folder / "cohort.tsv"
-    sheet.write_text("\n".join(lines) + "\n")
-    return sheet
+def _cohort(folder: Path) -> Path:
+    """Six tiny subjects and their sheet with group and age columns."""
+    return write_cube_cohort(folder, [f"{g}\t{60 + 3 * i % 7}" for i, g in enumerate(GROUPS, 1)])
 
 
 def _config(folder: Path, sheet: Path, exclude, **sections) -> Path:

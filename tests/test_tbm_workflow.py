@@ -17,11 +17,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from nir.spatial.io import save_volume
 from nir.stats.tbm import voxelwise_tbm
 from nir.stats.volumes import read_tiv
 from nir.study.atrophy import region_in_world
 from nir.study.design import Design
+from tests.cube_cohort import write_cube_cohort
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEFILE = ROOT / "workflow" / "Snakefile"
@@ -46,17 +46,7 @@ def _sheet_cohort(tmp_path: Path, rows: list[str], covariates: tuple[str, ...] =
                   preprocessed: bool = True) -> Path:
     """Four tiny subjects (already preprocessed, or not) and a sample sheet with group and age
     columns."""
-    affine = np.diag([4.0, 4.0, 4.0, 1.0])
-    lines = ["subject\tt1w\tlabels\tgroup\tage"]
-    for i, extra in enumerate(rows, start=1):
-        sid = f"sub-{i:02d}"
-        image = np.zeros((12, 12, 12), np.float32)
-        image[3:9, 3:9, 3:9] = 1.0
-        save_volume(image, affine, tmp_path / f"{sid}_T1w.nii.gz")
-        save_volume((image > 0).astype(np.int16) * 2, affine, tmp_path / f"{sid}_dseg.nii.gz")
-        lines.append(f"{sid}\t{sid}_T1w.nii.gz\t{sid}_dseg.nii.gz\t{extra}")
-    sheet = tmp_path / "cohort.tsv"
-    sheet.write_text("\n".join(lines) + "\n")
+    sheet = write_cube_cohort(tmp_path, rows)
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({
         "cohort": str(sheet), "preprocessed": preprocessed, "pairs": {"mode": "none"},
