@@ -180,6 +180,20 @@ def test_cluster_table_names_the_atrophied_structure(tbm_run: Path) -> None:
     assert "Left-Hippocampus" in (tbm_run / "tbm" / "clusters.md").read_text()
 
 
+@pytest.mark.slow
+def test_template_qc_flags_no_demo_subject(tbm_run: Path) -> None:
+    """Every demo subject is a sound registration onto the template: none is flagged, and each
+    has its panel (the flagging of a bad one: tests/test_exclusions.py, test_template_qc.py)."""
+    qc = pd.read_csv(tbm_run / "template" / "qc" / "template_qc.csv")
+    print(qc.to_string())
+    subjects = [f"sub-{i:02d}" for i in range(1, 13)]
+    assert qc["subject"].tolist() == subjects
+    assert not qc["outlier"].any()
+    assert qc["dice"].min() > 0.85 and qc["ncc"].min() > 0.98
+    for sid in subjects:
+        assert (tbm_run / "template" / "qc" / f"{sid}.png").stat().st_size > 20_000
+
+
 def _hippocampus_tests(results: Path) -> pd.DataFrame:
     tests = pd.read_csv(results / "tables" / "tbm_structures.csv")
     return tests[tests["source"] == "jacobian"].set_index("structure")
