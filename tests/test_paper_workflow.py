@@ -50,6 +50,8 @@ def paper_run(tmp_path_factory) -> Path:
 
 def test_paper_config_is_the_factorial() -> None:
     methods = yaml.safe_load(PAPER_CONFIG.read_text())["methods"]
+    assert methods.pop("nir-default") == {"track_every": 50}  # the package's own, for reference
+    assert all(m["preset"] == "paper" for m in methods.values())  # the continuous field
     grid = {(m["sampler"], m["mode"]) for m in methods.values()}
     assert grid == {(s, f) for s in ("random", "downsize", "minipatch", "hybrid")
                     for f in ("displacement", "velocity")}

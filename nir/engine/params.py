@@ -26,10 +26,17 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 
 # Named trade-offs of speed and accuracy: the fields each one changes from the defaults.
 # Seconds and Dice of each on real 1 mm pairs: benchmarks/register_pairs.py and the README.
+# "paper" is the paper's NIR on the continuous field; README "The paper's preset" gives the
+# source of each value (the paper where it states one, otherwise what was chosen and why).
 PRESETS: dict[str, dict[str, Any]] = {
     "fast": {"coarse_iterations": 60, "iterations": 100, "fine_lattice_mm": 4.0},
     "default": {},
     "accurate": {"fine_lattice_mm": 2.5, "iterations": 300},
+    "paper": {"field": "continuous", "mode": "displacement", "sampler": "hybrid",
+              "fine_sampler": "minipatch", "fine_encoding": "fourier",
+              "coarse_iterations": 200, "iterations": 200, "downsize_spacing_mm": 4.0,
+              "patches": 4, "patch_size": 32, "coarse_ncc_window": 9, "ncc_window": 9,
+              "smoothness_weight": 0.0},
 }
 
 
