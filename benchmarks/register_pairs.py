@@ -33,15 +33,9 @@ from pathlib import Path
 import pandas as pd
 
 from nir.evaluation.labels import DEFAULT_STRUCTURES
-from nir.evaluation.metrics import (
-    dice_per_label,
-    folding_percent,
-    hd95_per_label,
-    mean_dice,
-    mean_finite,
-    sdlogj,
-)
+from nir.evaluation.metrics import hd95_per_label, sdlogj
 from nir.spatial.io import load_labels, load_volume
+from nir.spatial.overlap import dice_per_label, folding_percent, mean_dice, mean_finite
 from nir.summary import versions
 
 ROOT = Path(__file__).resolve().parents[1]

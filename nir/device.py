@@ -8,7 +8,8 @@ import torch
 
 from nir.errors import NirInputError
 
-_DEVICE = re.compile(r"auto|cpu|cuda(?::(\d+))?")
+DEVICE_PATTERN = r"auto|cpu|cuda(?::(\d+))?"  # the config schema's device pattern matches this
+_DEVICE = re.compile(DEVICE_PATTERN)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -6,8 +6,9 @@ import numpy as np
 import torch
 
 from nir.engine.params import load_params
-from nir.engine.register import register, same_extent
-from nir.engine.samplers import MinipatchSampler
+from nir.engine.register import register
+from nir.engine.samplers._base import same_extent
+from nir.engine.samplers.minipatch import MinipatchSampler
 from nir.spatial.io import Volume
 
 SHAPE = (44, 44, 15)  # 1 x 1 x 3 mm voxels: 44 x 44 x 45 mm

@@ -18,7 +18,7 @@ import pytest
 from nir.baselines.ants_syn import env_python
 from nir.cli import main
 from nir.evaluation.labels import DEFAULT_STRUCTURES
-from nir.evaluation.metrics import dice_per_label, mean_dice
+from nir.spatial.overlap import dice_per_label, mean_dice
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from nir.engine.inference import dense_deformation, voxel_axes
 from nir.engine.losses import displacement_gradients
 from nir.engine.params import load_params
 from nir.engine.register import register
-from nir.engine.samplers import Batch
+from nir.engine.samplers._base import Batch
 from nir.errors import NirInputError
 from nir.spatial.frame import FieldFrame
 from nir.spatial.jacobian import jacobian_determinant_map

@@ -17,6 +17,7 @@ from nir.errors import NirInputError
 from nir.evaluation import metrics
 from nir.evaluation.columns import COLUMNS
 from nir.evaluation.labels import DEFAULT_STRUCTURES, MERGE_MAP, label_name, parse_label_set
+from nir.spatial import overlap
 
 SPACING = (1.0, 1.0, 2.5)
 
@@ -33,11 +34,11 @@ def test_dice_of_two_half_overlapping_cubes():
     a[2:6, 2:6, 2:6] = 1          # 64 voxels
     b[4:8, 2:6, 2:6] = 1          # 64 voxels, 2*4*4 = 32 shared -> Dice 64/128
     a[8:, 8:, 8:] = 3             # only in a -> Dice 0
-    scores = metrics.dice_per_label(a, b, [1, 2, 3])
+    scores = overlap.dice_per_label(a, b, [1, 2, 3])
     assert scores[1] == pytest.approx(0.5)
     assert math.isnan(scores[2])  # absent from both
     assert scores[3] == 0.0
-    assert metrics.mean_dice(scores) == pytest.approx(0.25)
+    assert overlap.mean_dice(scores) == pytest.approx(0.25)
 
 
 def test_hd95_of_spheres_shifted_along_the_coarse_axis():
@@ -77,7 +78,7 @@ def test_hd95_empty_mask_policy():
     full[1:4, 1:4, 1:4] = True
     assert math.isnan(metrics.hd95(empty, empty, (1, 1, 1)))
     assert metrics.hd95(full, empty, (1, 1, 1)) == math.inf
-    assert metrics.mean_finite([1.0, math.inf, math.nan, 3.0]) == 2.0
+    assert overlap.mean_finite([1.0, math.inf, math.nan, 3.0]) == 2.0
 
 
 def _blocky_labels(rng, shape, labels, blocks=14):
@@ -109,7 +110,7 @@ def test_dice_and_hd95_per_label_match_brute_force():
     a[-2:, -2:, -2:] = 7          # far from label 7 in b: beyond the near-offset search
     b[:2, :2, :1] = 7
     labels = [0, 1, 2, 5, 6, 7, 9]  # 5 only in a, 6 only in b, 9 in neither
-    dice = metrics.dice_per_label(a, torch.from_numpy(b), labels)
+    dice = overlap.dice_per_label(a, torch.from_numpy(b), labels)
     hd = metrics.hd95_per_label(a, metrics.label_surfaces(b), labels, spacing)
     assert list(dice) == list(hd) == labels
     for label in labels:
@@ -165,7 +166,7 @@ def test_identity_has_no_folding_and_zero_sdlogj():
     detj = metrics.jacobian_determinant(np.zeros((6, 7, 8, 3)))
     np.testing.assert_allclose(detj, 1.0)
     assert metrics.sdlogj(detj, detj > 0) == 0.0
-    assert metrics.folding_percent(detj) == 0.0
+    assert overlap.folding_percent(detj) == 0.0
 
 
 def test_folding_percent_of_a_known_folded_slab():
@@ -175,10 +176,10 @@ def test_folding_percent_of_a_known_folded_slab():
     disp = np.zeros((32, 6, 5, 3))
     disp[..., 0] = g[:, None, None]
     detj = metrics.jacobian_determinant(disp)
-    assert metrics.folding_percent(detj) == pytest.approx(100 * 11 / 32)
+    assert overlap.folding_percent(detj) == pytest.approx(100 * 11 / 32)
     mask = np.zeros(detj.shape, bool)
     mask[:16] = True  # folded slices 10..15 of 16
-    assert metrics.folding_percent(detj, mask) == pytest.approx(100 * 6 / 16)
+    assert overlap.folding_percent(detj, mask) == pytest.approx(100 * 6 / 16)
 
 
 def test_sdlogj_definition_and_clipping():

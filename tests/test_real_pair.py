@@ -14,8 +14,9 @@ from nir.engine.pair import register_files
 from nir.engine.params import load_params
 from nir.engine.register import register
 from nir.evaluation.labels import DEFAULT_STRUCTURES
-from nir.evaluation.metrics import dice_per_label, folding_percent, mean_dice, sdlogj
+from nir.evaluation.metrics import sdlogj
 from nir.spatial.io import Volume, load_labels, load_volume, save_volume
+from nir.spatial.overlap import dice_per_label, folding_percent, mean_dice
 from nir.spatial.warp import moving_coordinates, warp_labels
 
 

@@ -23,9 +23,9 @@ from nir.cli import main
 from nir.engine import pair
 from nir.engine.params import RegistrationParams
 from nir.engine.register import RegistrationResult
-from nir.evaluation.metrics import dice_per_label, folding_percent, mean_dice
 from nir.spatial.displacement import load_warp, save_warp
 from nir.spatial.io import load_volume
+from nir.spatial.overlap import dice_per_label, folding_percent, mean_dice
 from tests.interrupt import SLOW_WRITE, terminate
 from tests.phantom import phantom, smooth_displacement, voxel_grid
 

@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 import torch
 
-from nir.engine import samplers
 from nir.engine.pair import register_files
 from nir.engine.params import load_params
 from nir.engine.register import register
+from nir.engine.samplers import sampler_class, sampler_names
+from nir.engine.samplers._base import Batch
 from nir.spatial.io import Volume
 from nir.spatial.jacobian import jacobian_determinant_map
 from tests.phantom import phantom, smooth_displacement, voxel_grid
@@ -62,10 +63,10 @@ def one_thread():
 
 
 @pytest.fixture
-def batches(monkeypatch) -> dict[str, list[samplers.Batch]]:
+def batches(monkeypatch) -> dict[str, list[Batch]]:
     """Every batch each sampler class hands out during the test, by class name."""
-    seen: dict[str, list[samplers.Batch]] = {}
-    for cls in (samplers.DownsizeSampler, samplers.MinipatchSampler, samplers.RandomSampler):
+    seen: dict[str, list[Batch]] = {}
+    for cls in map(sampler_class, sampler_names()):
         def spy(self, _original=cls.sample, _name=cls.__name__):
             batch = _original(self)
             seen.setdefault(_name, []).append(batch)
@@ -89,6 +90,19 @@ SINGLE_PHASE = {
     "minipatch": {"iterations": 150, "patches": 4, "patch_size": 12},
     "random": {"iterations": 100, "random_points": 1024},
 }
+
+
+def test_every_registered_sampler_is_tested_and_in_the_parameter_enum() -> None:
+    """A new sampler module must come with its case here; the enum follows the registry."""
+    from nir.engine.params import FINE_SAMPLERS, SAMPLERS
+
+    assert set(sampler_names()) == set(SINGLE_PHASE) == set(FINE_SAMPLERS)
+    assert (*sampler_names(), "hybrid") == SAMPLERS
+    for name in sampler_names():
+        cls = sampler_class(name)
+        assert isinstance(cls.strided, bool) and callable(cls.from_setup)
+    with pytest.raises(KeyError, match="no sampler 'spiral'"):
+        sampler_class("spiral")
 
 
 @pytest.mark.parametrize("sampler", sorted(SINGLE_PHASE))

@@ -4,6 +4,7 @@ nothing about the registration."""
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import nibabel as nib
@@ -18,6 +19,7 @@ from nir.engine.params import load_params
 from nir.engine.register import register
 from nir.engine.tracking import tracker_for
 from nir.errors import NirInputError
+from nir.evaluation.labels import parse_label_set
 from nir.spatial.io import Volume
 from tests.test_recovery import _pair
 
@@ -41,7 +43,7 @@ def labelled_pair() -> tuple[Volume, Volume, Volume, Volume]:
 def test_records_fall_every_n_iterations(labelled_pair) -> None:
     fixed, moving, fixed_labels, moving_labels = labelled_pair
     params = load_params(**FAST, track_every=4)
-    tracker = tracker_for(params, fixed_labels, moving_labels, "all")
+    tracker = tracker_for(params, fixed_labels, moving_labels)  # every label present
     tracked = register(fixed, moving, params, seed=2, progress=False, tracker=tracker)
 
     records = tracker.records
@@ -65,7 +67,8 @@ def test_tracking_needs_both_label_maps(labelled_pair) -> None:
     with pytest.raises(NirInputError, match="--fixed-labels"):
         tracker_for(load_params(**FAST, track_every=5), fixed_labels, None)
     with pytest.raises(NirInputError, match="none of"):
-        tracker_for(load_params(**FAST, track_every=5), fixed_labels, fixed_labels, "17,53")
+        tracker_for(load_params(**FAST, track_every=5), fixed_labels, fixed_labels,
+                    partial(parse_label_set, "17,53"))
     with pytest.raises(NirInputError, match="track_every"):
         load_params(track_every=-1)
 

@@ -15,6 +15,7 @@ from nir.evaluation import metrics
 from nir.evaluation.columns import AFFINE, COLUMNS, PAIR_LABEL, PAIR_STRUCTURE
 from nir.evaluation.label_table import LabelTable
 from nir.evaluation.labels import format_labels, label_name, parse_label_set
+from nir.spatial import overlap
 from nir.spatial.io import Volume, check_grid, load_labels, load_volume, write_csv
 from nir.summary import read_json_object
 
@@ -83,23 +84,23 @@ def _regularity(args: argparse.Namespace, fixed: Volume) -> tuple[float, float]:
         check_grid(args.mask, mask_vol.shape, mask_vol.affine, fixed, "fixed labels'")
         mask = mask_vol.data.numpy() > 0
     else:
-        mask = metrics.brain_mask(fixed.data.numpy())[0]
+        mask = overlap.brain_mask(fixed.data.numpy())[0]
     detj_np = detj.data.numpy()
-    return metrics.folding_percent(detj_np, mask), metrics.sdlogj(detj_np, mask)
+    return overlap.folding_percent(detj_np, mask), metrics.sdlogj(detj_np, mask)
 
 
 def _stage_rows(stage: str, fixed: np.ndarray, fixed_surfaces: metrics.LabelSurfaces,
                 other: np.ndarray, other_surfaces: metrics.LabelSurfaces, labels: list[int],
                 spacing: np.ndarray, table: LabelTable | None) -> list[tuple]:
-    dice = metrics.dice_per_label(other, fixed, labels)
+    dice = overlap.dice_per_label(other, fixed, labels)
     hd = metrics.hd95_per_label(other_surfaces, fixed_surfaces, labels, spacing)
     rows = []
     for label in labels:
         name = label_name(label, table)
         rows.append((stage, name, label, "dice", dice[label]))
         rows.append((stage, name, label, "hd95", hd[label]))
-    rows.append((stage, PAIR_STRUCTURE, PAIR_LABEL, "mean_dice", metrics.mean_dice(dice)))
-    rows.append((stage, PAIR_STRUCTURE, PAIR_LABEL, "mean_hd95", metrics.mean_finite(hd.values())))
+    rows.append((stage, PAIR_STRUCTURE, PAIR_LABEL, "mean_dice", overlap.mean_dice(dice)))
+    rows.append((stage, PAIR_STRUCTURE, PAIR_LABEL, "mean_hd95", overlap.mean_finite(hd.values())))
     return rows
 
 

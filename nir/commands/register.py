@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -11,6 +12,7 @@ from nir.device import resolve_device
 from nir.engine.pair import register_files
 from nir.engine.params import FIELDS, MODES, PRESETS, SAMPLERS, load_params
 from nir.errors import NirInputError
+from nir.evaluation.labels import parse_label_set
 from nir.spatial.displacement import WARP_DTYPES
 
 HELP = ("Register a moving image onto a fixed image with a neural field. Writes "
@@ -100,7 +102,8 @@ def run(args: argparse.Namespace) -> None:
     summary = register_files(args.fixed, args.moving, args.out, params,
                              moving_labels=args.moving_labels, seed=args.seed, device=device,
                              progress=not args.quiet, inverse=args.inverse,
-                             fixed_labels=args.fixed_labels, labels_set=args.labels_set,
+                             fixed_labels=args.fixed_labels,
+                             select_labels=partial(parse_label_set, args.labels_set),
                              warp_dtype=args.warp_dtype)
     print(f"nir register: {summary['seconds']:.1f} s on {summary['device']}, "
           f"peak RSS {summary['peak_rss_mb']:.0f} MB, folded "

@@ -28,7 +28,7 @@ from nir.engine.continuous import ContinuousField
 from nir.engine.fit import FitContext, FitLog, Similarity
 from nir.engine.losses import displacement_gradients, jacobian_terms
 from nir.engine.params import RegistrationParams
-from nir.engine.samplers import Batch
+from nir.engine.samplers._base import Batch
 from nir.spatial.geometry import transform_points
 
 

@@ -22,7 +22,7 @@ from nir.engine.losses import (
     ncc_width,
 )
 from nir.engine.params import RegistrationParams
-from nir.engine.samplers import Batch
+from nir.engine.samplers._base import Batch
 from nir.spatial.geometry import transform_points
 
 REGION_MARGIN_NODES = 2  # lattice nodes around a grid batch over which its field is evaluated

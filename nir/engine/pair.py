@@ -16,12 +16,12 @@ import torch
 from nir.engine.fit import FitDivergedError
 from nir.engine.params import RegistrationParams
 from nir.engine.register import register
-from nir.engine.tracking import ConvergenceTracker, tracker_for
+from nir.engine.tracking import ConvergenceTracker, LabelSelector, every_label, tracker_for
 from nir.errors import NirRunError
-from nir.evaluation.metrics import brain_mask, folding_percent
 from nir.spatial.displacement import int16_step, save_warp
 from nir.spatial.io import Volume, atomic_files, load_labels, load_volume, save_volume
 from nir.spatial.jacobian import jacobian_determinant_map
+from nir.spatial.overlap import brain_mask, folding_percent
 from nir.spatial.warp import moving_coordinates, warp_image, warp_labels
 from nir.summary import peak_device_mb, peak_rss_mb, versions, write_json
 
@@ -133,21 +133,23 @@ def register_files(fixed: str | Path, moving: str | Path, out_prefix: str | Path
                    seed: int = 0, device: torch.device | str = "cpu",
                    progress: bool = True, inverse: bool = False,
                    fixed_labels: str | Path | None = None,
-                   labels_set: str = "aseg", warp_dtype: str = "float32") -> dict[str, Any]:
+                   select_labels: LabelSelector = every_label,
+                   warp_dtype: str = "float32") -> dict[str, Any]:
     """Validate inputs, register, write warped image/labels, warp, det J and summary JSON.
 
     All inputs are read and checked before any output is written.  A summary left by an
     earlier run is then removed, the outputs appear together (:func:`write_outputs`) and the
     summary last, so a present summary always means a complete result of its own run.
     ``fixed_labels`` sets the brain that folding is counted in (:func:`brain_folding`).
-    ``params.track_every`` (with ``fixed_labels`` and ``moving_labels``; ``labels_set`` as in
-    ``nir evaluate``) adds convergence records; ``seconds`` then leaves out their cost.
+    ``params.track_every`` (with ``fixed_labels`` and ``moving_labels``; ``select_labels``
+    picks the scored labels among those present) adds convergence records; ``seconds`` then
+    leaves out their cost.
     """
     start = time.perf_counter()
     device = torch.device(device)
     fixed_v, moving_v, labels_v = load_pair(fixed, moving, moving_labels)
     fixed_labels_v = load_labels(fixed_labels, like=fixed_v) if fixed_labels else None
-    tracker = tracker_for(params, fixed_labels_v, labels_v, labels_set, device,
+    tracker = tracker_for(params, fixed_labels_v, labels_v, select_labels, device,
                           images=(fixed_v, moving_v))
     paths = output_paths(out_prefix, labels_v is not None, inverse, tracker is not None)
     paths["summary"].unlink(missing_ok=True)  # no stale "complete" marker beside new outputs

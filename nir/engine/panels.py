@@ -4,7 +4,7 @@ At every convergence record (:mod:`nir.engine.tracking`) one axial slice of the 
 one through the centre of the fixed brain, is kept of the moving image warped with the
 deformation fitted so far (trilinear, as ``PREFIX_warped``) and of its det J map (as
 ``PREFIX_jacobian``).  ``nir register`` writes them to ``PREFIX_convergence.npz``; ``nir paper``
-draws them (:mod:`nir.evaluation.paper_figures`).
+draws them (the panels figure).
 """
 
 from __future__ import annotations

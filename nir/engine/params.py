@@ -13,12 +13,13 @@ from typing import Any
 
 import yaml
 
+from nir.engine.samplers import sampler_names
 from nir.errors import NirInputError
 
 FIELDS = ("lattice", "continuous")
 MODES = ("displacement", "velocity")
-SAMPLERS = ("random", "downsize", "minipatch", "hybrid")
-FINE_SAMPLERS = ("downsize", "minipatch")
+FINE_SAMPLERS = sampler_names()  # every registered sampler (nir.engine.samplers)
+SAMPLERS = (*FINE_SAMPLERS, "hybrid")  # hybrid: NF1 downsize, then NF2 with fine_sampler
 ENCODINGS = ("fourier", "grid")
 ODE_METHODS = ("euler", "midpoint", "heun3", "rk4")
 PRECISIONS = ("auto", "float32", "bfloat16")

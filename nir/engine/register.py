@@ -25,7 +25,8 @@ from nir.engine.fit import FitContext, FitDivergedError, FitLog, LatticeStep, fi
 from nir.engine.inference import FieldModel, dense_deformation, field_to_world_displacement
 from nir.engine.lattice import Lattice
 from nir.engine.params import RegistrationParams
-from nir.engine.samplers import DownsizeSampler, MinipatchSampler, RandomSampler
+from nir.engine.samplers import sampler_class
+from nir.engine.samplers._base import SamplerSetup, same_extent
 from nir.engine.tracking import ConvergenceTracker, Monitor
 from nir.errors import NirInputError
 from nir.spatial.frame import FieldFrame
@@ -139,23 +140,6 @@ def phases(params: RegistrationParams) -> list[_Phase]:
                    params.lattice_mm, False, params.iterations, params.ncc_window)]
 
 
-def same_extent(count: int, steps_mm: tuple[float, ...], odd: bool = False,
-                minimum: int = 1) -> tuple[int, int, int]:
-    """``count`` samples along the most finely sampled axis, and as many along each other axis
-    as span the same millimetres (rounded; to an odd number with ``odd``; at least ``minimum``).
-
-    This keeps windows and patches cubes in mm on anisotropic scans (1x1x3 mm: a 9-sample
-    window is 9 x 9 x 3 samples); on isotropic sampling it is ``count`` along every axis.
-    """
-    finest = min(steps_mm)
-    out = []
-    for step in steps_mm:
-        n = count * finest / step
-        n = 2 * round((n - 1) / 2) + 1 if odd else round(n)
-        out.append(max(minimum, int(n)))
-    return tuple(out)  # type: ignore[return-value]
-
-
 def _fit_phase(phase: _Phase, pair: _Pair, moving: torch.Tensor, norm_from_field: torch.Tensor,
                params: RegistrationParams, generator: torch.Generator, progress: bool,
                frozen: list[FieldModel],
@@ -165,21 +149,17 @@ def _fit_phase(phase: _Phase, pair: _Pair, moving: torch.Tensor, norm_from_field
     A continuous field is composed on the ``frozen`` fields of the earlier phases; a lattice
     field's ``moving`` image has already been resampled through them.
     """
-    sigma_mm = 0.0
-    steps = pair.frame.spacing  # mm between the samples along each axis
-    if phase.sampler == "downsize":
+    kind = sampler_class(phase.sampler)
+    sigma_mm, strides = 0.0, (1, 1, 1)
+    if kind.strided:  # a grid every spacing_mm, on images blurred by a fraction of it
         strides = pair.strides(phase.spacing_mm)
-        steps = tuple(st * sp for st, sp in zip(strides, pair.frame.spacing, strict=True))
+    steps = tuple(st * sp for st, sp in zip(strides, pair.frame.spacing, strict=True))
+    if kind.strided:
         sigma_mm = phase.blur * max(steps)
     window = same_extent(phase.window, steps, odd=True)
-    if phase.sampler == "downsize":
-        sampler = DownsizeSampler(pair.blurred(pair.fixed, sigma_mm), strides, generator,
-                                  pair.box, phase.fraction, 2 * max(window))
-    elif phase.sampler == "minipatch":
-        sampler = MinipatchSampler(pair.fixed, pair.mask, params.patches,
-                                   same_extent(params.patch_size, steps, minimum=2), generator)
-    else:
-        sampler = RandomSampler(pair.fixed, pair.mask, params.random_points, generator)
+    sampler = kind.from_setup(SamplerSetup(
+        pair.blurred(pair.fixed, sigma_mm), pair.mask, pair.frame.spacing, pair.box, strides,
+        window, phase.fraction, params, generator))
     voxel_from_norm = torch.as_tensor(norm_to_voxel(tuple(moving.shape)), dtype=torch.float32,
                                       device=pair.device)
     ctx = FitContext(CornerTable(pair.blurred(moving, sigma_mm)),

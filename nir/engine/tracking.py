@@ -24,11 +24,10 @@ from nir.engine.inference import FieldModel, dense_deformation, field_to_world_d
 from nir.engine.panels import PanelSlices
 from nir.engine.params import RegistrationParams
 from nir.errors import NirInputError
-from nir.evaluation.labels import parse_label_set
-from nir.evaluation.metrics import dice_per_label, folding_percent, mean_dice
 from nir.spatial.frame import FieldFrame
 from nir.spatial.io import Volume
 from nir.spatial.jacobian import jacobian_determinant_map
+from nir.spatial.overlap import dice_per_label, folding_percent, mean_dice
 from nir.spatial.warp import moving_coordinates, warp_labels
 
 # Called after every iteration of a phase with the field being fitted and the iterations done.
@@ -127,15 +126,25 @@ class ConvergenceTracker:
                 "records": self.records}
 
 
+# Picks the scored labels among those present in either label map (e.g. ``nir evaluate
+# --labels-set``'s rule, built by the command line, which knows label sets and tables).
+LabelSelector = Callable[[list[int]], list[int]]
+
+
+def every_label(present: list[int]) -> list[int]:
+    """The default selector: every non-zero label present."""
+    return sorted(v for v in present if v != 0)
+
+
 def tracker_for(params: RegistrationParams, fixed_labels: Volume | None,
-                moving_labels: Volume | None, labels_set: str = "aseg",
+                moving_labels: Volume | None, select_labels: LabelSelector = every_label,
                 device: torch.device | str = "cpu",
                 images: tuple[Volume, Volume] | None = None) -> ConvergenceTracker | None:
     """The tracker ``params.track_every`` asks for (None when it is 0); with the (fixed,
     moving) ``images`` it also keeps the slices of the paper's Fig 5 (:mod:`nir.engine.panels`).
 
-    ``labels_set`` picks the scored labels as ``nir evaluate --labels-set`` does, among those
-    present in either label map; NirInputError when a label map is missing or none is present.
+    ``select_labels`` picks the scored labels among those present in either label map;
+    NirInputError when a label map is missing or none of the picked labels is present.
     """
     if not params.track_every:
         return None
@@ -143,7 +152,7 @@ def tracker_for(params: RegistrationParams, fixed_labels: Volume | None,
         raise NirInputError("--fixed-labels", "track_every needs --fixed-labels and "
                                               "--moving-labels")
     present = torch.cat([fixed_labels.data.unique(), moving_labels.data.unique()]).unique()
-    labels = parse_label_set(labels_set, present.tolist())
+    labels = select_labels([int(v) for v in present.tolist()])
     if not torch.isin(torch.tensor(labels), present).any():
         raise NirInputError("--labels-set", f"none of {labels} occurs in {fixed_labels.path} "
                                             f"or {moving_labels.path}")

@@ -25,6 +25,7 @@ from nir.evaluation.tables import (
 from nir.spatial.io import atomic_write
 
 FORMATS = ("png", "svg", "pdf")
+FIGURES = ("dice_per_structure", "dice_vs_folding", "runtime")  # what write_figures draws
 DPI = 150
 
 
@@ -118,9 +119,7 @@ def write_figures(tables_dir: str | Path, out_dir: str | Path,
     comparison = comparison_frame(read_pairs([pairs_csv], table))
     wide = pair_metrics(comparison)
     palette = method_palette(comparison["method"].unique().tolist())
-    written = []
-    written += save_figure(dice_per_structure_figure(comparison, palette), out_dir,
-                           "dice_per_structure")
-    written += save_figure(dice_vs_folding_figure(wide, palette), out_dir, "dice_vs_folding")
-    written += save_figure(runtime_figure(wide, palette), out_dir, "runtime")
-    return written
+    figures = dict(zip(FIGURES, (dice_per_structure_figure(comparison, palette),
+                                 dice_vs_folding_figure(wide, palette),
+                                 runtime_figure(wide, palette)), strict=True))
+    return [path for name, fig in figures.items() for path in save_figure(fig, out_dir, name)]

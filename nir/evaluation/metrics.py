@@ -27,58 +27,11 @@ import torch
 from scipy.spatial import cKDTree
 
 from nir.spatial.jacobian import jacobian_determinant_map
+from nir.spatial.overlap import as_numpy, masked_values
 
 LOGJ_CLIP = 1e-9
 HD_PERCENTILE = 95.0
 NEAR_RADIUS_STEPS = 3  # HD95 checks offsets up to this many finest voxel steps before a k-d tree
-
-
-def _numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
-def _pair(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> tuple[np.ndarray, ...]:
-    a, b = _numpy(a), _numpy(b)
-    if a.shape != b.shape:
-        raise ValueError(f"label maps differ in shape: {a.shape} vs {b.shape}")
-    return a.astype(np.int64, copy=False), b.astype(np.int64, copy=False)
-
-
-def dice_per_label(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor,
-                   labels: Iterable[int]) -> dict[int, float]:
-    """Dice 2|A∩B|/(|A|+|B|) of every label between two label maps of equal shape.
-
-    All labels are counted in one pass per map (``np.bincount``, so label values should be
-    small integers, as in any segmentation).
-    """
-    a, b = _pair(a, b)
-    labels = [int(label) for label in labels]
-    low = min(int(a.min()), int(b.min()), *labels)
-    size = max(int(a.max()), int(b.max()), *labels) - low + 1
-
-    def counts(values: np.ndarray) -> np.ndarray:
-        return np.bincount((values - low if low else values).ravel(), minlength=size)
-
-    count_a, count_b, count_both = counts(a), counts(b), counts(a[a == b])
-    scores = {}
-    for label in labels:
-        total = int(count_a[label - low]) + int(count_b[label - low])
-        scores[label] = 2.0 * int(count_both[label - low]) / total if total else float("nan")
-    return scores
-
-
-def mean_finite(values: Iterable[float]) -> float:
-    """Mean of the finite values (NaN when there is none)."""
-    arr = np.asarray(list(values), dtype=float)
-    arr = arr[np.isfinite(arr)]
-    return float(arr.mean()) if arr.size else float("nan")
-
-
-def mean_dice(scores: dict[int, float]) -> float:
-    """Mean Dice over labels, ignoring labels absent from both maps (NaN)."""
-    return mean_finite(scores.values())
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,7 +75,7 @@ def _boundary(label_map: np.ndarray) -> np.ndarray:
 
 def label_surfaces(label_map: np.ndarray | torch.Tensor) -> LabelSurfaces:
     """:class:`LabelSurfaces` of an integer label map, for all its labels at once."""
-    label_map = _numpy(label_map)
+    label_map = as_numpy(label_map)
     voxels = np.flatnonzero(_boundary(label_map))
     labels = label_map.ravel()[voxels].astype(np.int64, copy=False)
     order = np.argsort(labels, kind="stable")
@@ -217,7 +170,7 @@ def hd95(a_mask: np.ndarray | torch.Tensor, b_mask: np.ndarray | torch.Tensor,
     Exact: nearby surface voxels are found by a shortest-first offset search, farther ones
     with a k-d tree, and only when the percentile depends on them.
     """
-    a, b = _numpy(a_mask).astype(bool), _numpy(b_mask).astype(bool)
+    a, b = as_numpy(a_mask).astype(bool), as_numpy(b_mask).astype(bool)
     if a.shape != b.shape:
         raise ValueError(f"masks differ in shape: {a.shape} vs {b.shape}")
     return _hd95_points(label_surfaces(a).points(1), label_surfaces(b).points(1),
@@ -245,51 +198,15 @@ def jacobian_determinant(disp_vox: np.ndarray | torch.Tensor) -> np.ndarray:
     Component ``u[..., c]`` is the displacement along voxel axis c; central differences,
     one-sided at the border (:func:`nir.spatial.jacobian.jacobian_determinant_map` on a unit grid).
     """
-    u = torch.as_tensor(_numpy(disp_vox), dtype=torch.float64)
+    u = torch.as_tensor(as_numpy(disp_vox), dtype=torch.float64)
     if u.ndim != 4 or u.shape[-1] != 3:
         raise ValueError(f"expected a displacement of shape (I, J, K, 3), got {tuple(u.shape)}")
     return jacobian_determinant_map(u, np.eye(4)).numpy()
 
 
-def _masked(detj: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor | None) -> np.ndarray:
-    """The det J values inside ``mask`` (all of them without one), as float64."""
-    detj = _numpy(detj)
-    if mask is None:
-        return detj.astype(np.float64).ravel()
-    mask = _numpy(mask).astype(bool, copy=False)
-    if mask.shape != detj.shape:
-        raise ValueError(f"mask shape {mask.shape} differs from det J shape {detj.shape}")
-    return detj[mask].astype(np.float64)
-
-
-BRAIN_FROM_LABELS = "fixed labels > 0"
-BRAIN_FROM_IMAGE = "fixed image > 0"
-
-
-def brain_mask(fixed_labels: np.ndarray | torch.Tensor | None,
-               fixed_image: np.ndarray | torch.Tensor | None = None
-               ) -> tuple[np.ndarray | torch.Tensor, str]:
-    """The region folding % and SDlogJ are counted in, and its name.
-
-    The brain is the fixed label map > 0; without labels, the (skull-stripped) fixed image > 0.
-    """
-    if fixed_labels is not None:
-        return fixed_labels > 0, BRAIN_FROM_LABELS
-    if fixed_image is None:
-        raise ValueError("brain_mask needs the fixed labels or the fixed image")
-    return fixed_image > 0, BRAIN_FROM_IMAGE
-
-
-def folding_percent(detj: np.ndarray | torch.Tensor,
-                    mask: np.ndarray | torch.Tensor | None = None) -> float:
-    """Percentage of (mask) voxels with det J <= 0; NaN for an empty mask."""
-    values = _masked(detj, mask)
-    return float(100.0 * (values <= 0).mean()) if values.size else float("nan")
-
-
 def sdlogj(detj: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor | None = None) -> float:
     """Population std of log(max(det J, 1e-9)) over the (mask) voxels; NaN for an empty mask."""
-    values = _masked(detj, mask)
+    values = masked_values(detj, mask)
     if not values.size:
         return float("nan")
     return float(np.log(np.clip(values, LOGJ_CLIP, None)).std())

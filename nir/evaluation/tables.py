@@ -24,6 +24,8 @@ from nir.evaluation.labels import label_name, merged_name
 from nir.spatial.io import write_csv, write_text
 
 DSC30_FRACTION = 0.3
+TABLES = ("pairs.csv", "summary.csv", "summary.md", "summary.tex", "per_structure.csv",
+          "stats.csv")  # what write_tables writes
 KEY = ["pair", "structure", "label", "metric"]
 HEADER = ",".join(COLUMNS)
 TEXT_COLUMNS = ("pair", "fixed", "moving", "method", "device")
@@ -294,8 +296,7 @@ def write_tables(paths: Sequence[str | Path], out_dir: str | Path,
     if comparison.empty:
         raise NirInputError("--pairs", "no 'before' or 'after' rows in the evaluation CSVs")
     summary = summary_table(comparison)
-    outputs = {name: out_dir / name for name in ("pairs.csv", "summary.csv", "summary.md",
-                                                 "summary.tex", "per_structure.csv", "stats.csv")}
+    outputs = {name: out_dir / name for name in TABLES}
     if pairs_text is None:
         write_csv(pairs, outputs["pairs.csv"])
     else:

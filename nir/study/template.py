@@ -27,10 +27,10 @@ from scipy import ndimage
 
 from nir.errors import NirInputError
 from nir.evaluation.labels import ASEG_STRUCTURES
-from nir.evaluation.metrics import dice_per_label, mean_dice
 from nir.spatial.displacement import load_warp
 from nir.spatial.geometry import sample, voxel_sizes
 from nir.spatial.io import Volume, load_labels, load_volume, same_grid
+from nir.spatial.overlap import dice_per_label, mean_dice
 from nir.spatial.warp import moving_coordinates, warp_image
 
 FOREGROUND = 0.05  # of the normalised intensity: the template's foreground

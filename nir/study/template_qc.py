@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nir.evaluation.metrics import dice_per_label, mean_dice
 from nir.evaluation.outline_panel import outline_panel
 from nir.spatial.io import Volume, check_grid, load_labels, load_volume, write_csv, write_text
+from nir.spatial.overlap import dice_per_label, mean_dice
 from nir.study.template import foreground, scored_labels
 
 MEASURES = ("dice", "ncc")

@@ -6,6 +6,9 @@ import sys
 import pandas as pd
 from snakemake.utils import validate
 
+from nir.evaluation.figures import FIGURES, FORMATS as FIGURE_FORMATS
+from nir.evaluation.paper import FIGURES as PAPER_FIGURES, TABLES as PAPER_TABLES
+from nir.evaluation.tables import TABLES
 from nir.study.cohort import (
     ID_REGEX,
     PAIR_MEMBER_REGEX,
@@ -196,12 +199,8 @@ def preprocess_options():
     return " ".join(words)
 
 
-TABLES = ("pairs.csv", "summary.csv", "summary.md", "summary.tex", "per_structure.csv",
-          "stats.csv")
 REPORTED_TABLES = {"summary.csv": "summary", "per_structure.csv": "per_structure",
                    "stats.csv": "stats"}
-FIGURES = ("dice_per_structure", "dice_vs_folding", "runtime")
-FIGURE_FORMATS = ("png", "svg", "pdf")  # nir.evaluation.figures.FORMATS
 SOFTWARE_VERSIONS = {ext: f"{R}/software/versions.{ext}" for ext in ("tsv", "html")}
 
 
@@ -230,15 +229,13 @@ def folder_of(kind, index=0):
 TRACKED = [m.name for m in METHODS.values() if m.engine == "nir" and m.nir_params().track_every]
 PANEL_METHODS = check_panel_methods(config["paper"]["panel_methods"], TRACKED)
 PANEL_PAIR = check_panel_pair(config["paper"]["panel_pair"], PAIRS)
-PAPER_TABLES = {  # name -> caption in workflow/report (None: not in the report)
+PAPER_CAPTIONS = {  # paper table -> its caption in workflow/report (others: not in the report)
     "convergence.csv": "paper_convergence_records",
     "convergence_end.csv": "paper_convergence_end",
     "ranking.csv": "paper_ranking_table",
-    "ranking.md": None,
     "ranking.tex": "paper_ranking_table",
     "summary.tex": "paper_summary_table",
 }
-PAPER_FIGURES = ("convergence", "ranking", "panels")
 PAPER_OUTPUTS = (
     [f"{R}/paper/{name}" for name in PAPER_TABLES]
     + [f"{R}/paper/{name}.{ext}" for name in PAPER_FIGURES for ext in FIGURE_FORMATS]
@@ -254,10 +251,10 @@ def paper_output(name):
     if ext in FIGURE_FORMATS:
         return report(path, category="Paper", subcategory=ext.upper(),
                       caption=f"../report/paper_{stem}.rst")
-    if PAPER_TABLES[name] is None:
+    if name not in PAPER_CAPTIONS:
         return path
     return report(path, category="Paper", subcategory="Tables",
-                  caption=f"../report/{PAPER_TABLES[name]}.rst")
+                  caption=f"../report/{PAPER_CAPTIONS[name]}.rst")
 
 
 # The template build (template.smk, included when template.build is on; TEMPLATE is its
