@@ -61,7 +61,7 @@ def test_fields_start_at_the_identity_with_the_chosen_encoding() -> None:
 
 @pytest.mark.parametrize(("override", "problem"), [
     ({"fine_encoding": "hash"}, "fine_encoding must be one of"),
-    ({"fine_sampler": "random"}, "fine_sampler must be one of"),
+    ({"fine_sampler": "spiral"}, "fine_sampler must be one of"),
     ({"grid_levels": 0}, "grid_levels and grid_features must be"),
     ({"fine_lattice_mm": -1.0}, "lattice_mm and fine_lattice_mm must be"),
 ])
