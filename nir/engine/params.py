@@ -84,7 +84,7 @@ class RegistrationParams:
     downsize_spacing_mm: float = 4.0  # strided-grid step of phase 1 in mm (whole voxels per
     #                                   axis)
     coarse_blur: float = 0.5  # phase 1 images: Gaussian sigma = this x its step (0: none)
-    fine_sampler: str = "downsize"  # hybrid phase 2 sampler: downsize | minipatch
+    fine_sampler: str = "downsize"  # hybrid phase 2 sampler: any of FINE_SAMPLERS
     fine_spacing_mm: float = 2.0  # strided-grid step of a downsize phase 2, mm
     fine_blur: float = 0.0  # phase 2 images: Gaussian sigma = this x its step (0: none)
     fine_batch_fraction: float = 0.5  # a downsize phase 2 batch is a random sub-box holding
