@@ -5,6 +5,12 @@ In one invocation, for every pair, it runs ``nir register --preset P`` for each 
 (mean Dice over the main aseg structures before and after, mean HD95, % of brain voxels with
 det J <= 0, SDlogJ), and prints one table per method: tuning pairs, held-out pairs and all.
 
+``--more-pairs`` adds every other ordered pair of the cohort (30 in all for its 6 subjects) at
+``--more-presets``, so that a change tuned on the two tuning pairs is also measured on the 28
+others; ``--reference REV`` runs the default preset of git revision REV (checked out once in a
+worktree under ``--out-dir``) on every pair as well, and a paired table compares each method
+with it pair by pair.
+
 SyN costs 30-50 min a pair on this CPU, so its scored result is cached under
 ``--cache-dir``, keyed by the input files' contents, its transform, thread count and the
 antspyx/nir versions: it runs once per pair, not once per benchmark run.  A NIR result is
@@ -15,6 +21,7 @@ engine reruns it (``--no-cache`` reruns everything).
     python benchmarks/register_pairs.py                      # 6 pairs, 3 presets, SyN
     python benchmarks/register_pairs.py --presets fast --threads 1 2 --pairs sub-02:sub-01
     python benchmarks/register_pairs.py --device cuda        # time the GPU path, when present
+    python benchmarks/register_pairs.py --threads 2 --more-pairs --reference a702dbd
 
 Seconds are wall time of the whole command (load, fit, inference, writing).
 """
@@ -25,6 +32,7 @@ import argparse
 import functools
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -45,6 +53,12 @@ SYN_TRANSFORM = "antsRegistrationSyN[so]"
 # sub-02:sub-01 and sub-04:sub-03 are the pairs defaults were tuned on; the rest are held out.
 TUNING_PAIRS = ("sub-02:sub-01", "sub-04:sub-03")
 HELD_OUT_PAIRS = ("sub-06:sub-05", "sub-03:sub-02", "sub-05:sub-04", "sub-01:sub-06")
+
+
+def cohort_pairs() -> list[str]:
+    """Every ordered MOVING:FIXED pair of distinct aligned160 subjects."""
+    subjects = sorted(p.name for p in COHORT.glob("sub-*") if p.is_dir())
+    return [f"{m}:{f}" for m in subjects for f in subjects if m != f]
 
 
 def cohort_path(subject: str, desc: str) -> Path:
@@ -70,9 +84,10 @@ def score(fixed: str, moving: str, prefix: Path) -> dict[str, float]:
     }
 
 
-def _timed(cmd: list[str]) -> float:
+def _timed(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None
+           ) -> float:
     start = time.perf_counter()
-    subprocess.run(cmd, check=True)
+    subprocess.run(cmd, check=True, cwd=cwd, env=env)
     return time.perf_counter() - start
 
 
@@ -123,18 +138,39 @@ def nir_cache_key(fixed: str, moving: str, preset: str, threads: int, device: st
                  "device": device, "extra": extra, "torch": torch.__version__, "code": code})
 
 
-def run_nir(fixed: str, moving: str, preset: str, threads: int, args: argparse.Namespace
-            ) -> dict:
-    """``nir register --preset`` in a fresh process, scored; from the cache when unchanged."""
-    key = nir_cache_key(fixed, moving, preset, threads, args.device, args.extra)
-    cache = args.cache_dir / f"nir_{moving}_to_{fixed}_{preset}_t{threads}_{key}.json"
+def reference_checkout(rev: str, out_dir: Path) -> Path:
+    """A worktree of git revision ``rev`` under ``out_dir`` (made once), to run its nir."""
+    commit = subprocess.run(["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], cwd=ROOT,
+                            check=True, capture_output=True, text=True).stdout.strip()
+    tree = out_dir / f"ref-{commit[:12]}"
+    if not (tree / "nir").is_dir():
+        subprocess.run(["git", "worktree", "add", "--force", "--detach", str(tree), commit],
+                       cwd=ROOT, check=True, capture_output=True)
+    return tree
+
+
+def run_nir(fixed: str, moving: str, preset: str, threads: int, args: argparse.Namespace,
+            source: Path | None = None) -> dict:
+    """``nir register --preset`` in a fresh process, scored; from the cache when unchanged.
+
+    ``source``: a checkout whose ``nir`` runs instead of this one (cached by its path, which
+    names its commit)."""
+    if source is None:
+        key = nir_cache_key(fixed, moving, preset, threads, args.device, args.extra)
+        name = f"{preset}_t{threads}"
+    else:
+        key = _key({**_inputs_digest(fixed, moving), "source": source.name, "preset": preset,
+                    "threads": threads, "device": args.device, "extra": args.extra})
+        name = f"{preset}@{source.name}_t{threads}"
+    cache = args.cache_dir / f"nir_{moving}_to_{fixed}_{name}_{key}.json"
     if args.cache and cache.exists():
         return json.loads(cache.read_text())
-    prefix = args.out_dir / f"{moving}_to_{fixed}_{preset}_t{threads}_{args.device}"
+    prefix = args.out_dir / f"{moving}_to_{fixed}_{name}_{args.device}"
     cmd = [sys.executable, "-m", "nir", "register", *_pair_args(fixed, moving, prefix),
            "--preset", preset, "--threads", str(threads), "--device", args.device, "--quiet",
            *args.extra]
-    wall = _timed(cmd)
+    env = None if source is None else {**os.environ, "PYTHONPATH": str(source)}
+    wall = _timed(cmd, cwd=source or ROOT, env=env)
     summary = json.loads(Path(f"{prefix}_summary.json").read_text())
     row = {"seconds": wall, "peak_mb": summary["peak_rss_mb"],
            **score(fixed, moving, prefix)}
@@ -169,21 +205,26 @@ def run_syn(fixed: str, moving: str, threads: int, out_dir: Path, cache_dir: Pat
     return row
 
 
-def benchmark_pair(pair: str, args: argparse.Namespace) -> list[dict]:
-    """Rows of one pair: SyN (per thread count) and each preset (per thread count)."""
+def benchmark_pair(pair: str, args: argparse.Namespace, presets: list[str],
+                   syn: bool) -> list[dict]:
+    """Rows of one pair: SyN (per thread count, if ``syn``), each preset and the reference
+    revision's default (per thread count)."""
     moving, fixed = pair.split(":")
     base = {"pair": f"{moving}_to_{fixed}",
-            "set": "tuning" if pair in TUNING_PAIRS else "held-out"}
+            "set": "tuning" if pair in TUNING_PAIRS else "held-out", "syn_pair": syn}
     rows = []
-    if args.syn:
+    if syn and args.syn:
         for threads in args.syn_threads:
             row = run_syn(fixed, moving, threads, args.out_dir, args.cache_dir)
             rows.append({**base, "method": "ants-syn", "threads": threads, **row})
             print(json.dumps(rows[-1]), flush=True)
-    for preset in args.presets:
+    runs = [(f"nir-{preset}", preset, None) for preset in presets]
+    if args.reference:
+        runs.append((f"nir-default@{args.reference}", "default", args.reference_tree))
+    for method, preset, source in runs:
         for threads in args.threads:
-            row = run_nir(fixed, moving, preset, threads, args)
-            rows.append({**base, "method": f"nir-{preset}", "threads": threads, **row})
+            row = run_nir(fixed, moving, preset, threads, args, source)
+            rows.append({**base, "method": method, "threads": threads, **row})
             print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -192,7 +233,14 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per method and pair set: means, seconds per thread count, ratio to SyN."""
     quality = ["dice_before", "dice_after", "hd95_after", "folded_pct", "sdlogj", "peak_mb"]
     out = []
-    for subset, part in [("all", rows), *rows.groupby("set")]:
+    main = rows[rows["syn_pair"]]
+    subsets = [("all", main), *main.groupby("set")]
+    if not rows["syn_pair"].all():  # --more-pairs: every pair not tuned on, for the methods
+        #                              run on more pairs than SyN's
+        more = rows.loc[~rows["syn_pair"], "method"].unique()
+        subsets.append(("held-out, every pair",
+                        rows[(rows["set"] == "held-out") & rows["method"].isin(more)]))
+    for subset, part in subsets:
         syn = part[part["method"] == "ants-syn"]
         syn_seconds = syn[syn["threads"] == syn["threads"].min()]["seconds"].mean()
         for method, group in part.groupby("method"):
@@ -221,14 +269,48 @@ def markdown(table: pd.DataFrame) -> str:
                  f"{row['sdlogj']:.3f}",
                  *["–" if pd.isna(row.get(f"s_{t}t")) else f"{row[f's_{t}t']:.0f}"
                    for t in threads],
-                 f"{row['syn_time_ratio']:.3f}", f"{row['peak_mb']:.0f}"]
+                 "–" if pd.isna(row["syn_time_ratio"]) else f"{row['syn_time_ratio']:.3f}",
+                 f"{row['peak_mb']:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def figure(table: pd.DataFrame, path: Path) -> None:
+def paired(rows: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """Each method against ``reference`` pair by pair, on the held-out pairs they share, at the
+    fewest threads: mean and smallest Dice difference, pairs at or above the reference, the
+    worst pair's folding and SDlogJ."""
+    part = rows[(rows["set"] == "held-out") & (rows["threads"] == rows["threads"].min())]
+    dice = part.pivot_table(index="pair", columns="method", values="dice_after")
+    out = []
+    for method in dice.columns:
+        delta = (dice[method] - dice[reference]).dropna()
+        mine = part[part["method"] == method]
+        out.append({"method": method, "pairs": len(delta), "dice": dice[method].mean(),
+                    "delta_mean": delta.mean(), "delta_min": delta.min(),
+                    "at_or_above": int((delta >= 0).sum()),
+                    "folded_max": mine["folded_pct"].max(), "sdlogj_max": mine["sdlogj"].max(),
+                    "seconds": mine["seconds"].mean()})
+    return pd.DataFrame(out)
+
+
+def paired_markdown(table: pd.DataFrame, reference: str) -> str:
+    """The paired comparison as a Markdown table."""
+    head = ["method", "held-out pairs", "mean Dice", f"Δ vs {reference}, mean",
+            "Δ, smallest", "pairs with Δ ≥ 0", "max % det J ≤ 0", "max SDlogJ", "s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for _, row in table.iterrows():
+        lines.append("| " + " | ".join([
+            row["method"], f"{int(row['pairs'])}", f"{row['dice']:.4f}",
+            f"{row['delta_mean']:+.4f}", f"{row['delta_min']:+.4f}",
+            f"{int(row['at_or_above'])} of {int(row['pairs'])}", f"{row['folded_max']:.4f}",
+            f"{row['sdlogj_max']:.3f}", f"{row['seconds']:.1f}"]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def figure(table: pd.DataFrame, path: Path, syn_dice: float | None = None) -> None:
     """Dice against seconds (log scale) for each method over all pairs: filled at the fewest
-    threads benchmarked, hollow at the others, joined by a line."""
+    threads benchmarked, hollow at the others, joined by a line; ``syn_dice`` (SyN's mean Dice
+    on the same pairs from an earlier run, when this one has no SyN) as a dashed line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -251,6 +333,11 @@ def figure(table: pd.DataFrame, path: Path) -> None:
         ax.annotate(f"{row['method']} ({label})", (seconds[0][1], row["dice_after"]),
                     textcoords="offset points", xytext=(-4, 7), fontsize=7, ha="right"
                     if row["method"] == "ants-syn" else "left")
+    if syn_dice is not None:
+        ax.axhline(syn_dice, color="grey", ls="--", lw=0.8)
+        ax.annotate(f"ants-syn, earlier run ({syn_dice:.3f})", (0.02, syn_dice),
+                    xycoords=("axes fraction", "data"), textcoords="offset points",
+                    xytext=(0, -9), fontsize=7, color="grey")
     ax.set_xscale("log")
     ax.set_xlabel("seconds per pair (whole command), log scale")
     ax.set_ylabel("mean Dice, main aseg structures")
@@ -266,6 +353,11 @@ def main() -> None:
     parser.add_argument("--pairs", nargs="+", default=[*TUNING_PAIRS, *HELD_OUT_PAIRS],
                         help="MOVING:FIXED subject pairs (default: 2 tuning + 4 held out)")
     parser.add_argument("--presets", nargs="*", default=["fast", "default", "accurate"])
+    parser.add_argument("--more-pairs", action="store_true",
+                        help="also every other ordered pair of the cohort, at --more-presets")
+    parser.add_argument("--more-presets", nargs="*", default=["default"])
+    parser.add_argument("--reference", metavar="REV",
+                        help="also run the default preset of this git revision on every pair")
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2],
                         help="thread counts to time each preset at")
     parser.add_argument("--syn-threads", nargs="+", type=int, default=[1])
@@ -276,6 +368,9 @@ def main() -> None:
     parser.add_argument("--no-cache", dest="cache", action="store_false",
                         help="rerun NIR even when a cached result matches")
     parser.add_argument("--figure", type=Path, help="write the Dice-seconds figure here")
+    parser.add_argument("--syn-dice", type=float, metavar="DICE",
+                        help="with --no-syn: SyN's mean Dice on these pairs from an earlier "
+                             "run, drawn as a dashed line in the figure")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                         help="further arguments for nir register, e.g. --config p.yaml")
     args = parser.parse_args()
@@ -290,7 +385,14 @@ def main() -> None:
         sys.exit(f"no antspyx environment at {ANTS_PYTHON.parent.parent}: run "
                  "`nir ants-env --venv .venv-ants` or pass --no-syn")
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    rows = pd.DataFrame([row for pair in args.pairs for row in benchmark_pair(pair, args)])
+    args.reference_tree = (reference_checkout(args.reference, args.out_dir)
+                           if args.reference else None)
+    jobs = [(pair, args.presets, True) for pair in args.pairs]
+    if args.more_pairs:
+        jobs += [(pair, args.more_presets, False) for pair in cohort_pairs()
+                 if pair not in args.pairs]
+    rows = pd.DataFrame([row for pair, presets, syn in jobs
+                         for row in benchmark_pair(pair, args, presets, syn)])
     rows.to_csv(args.out_dir / "register_pairs.csv", index=False)
     table = summarise(rows)
     table.to_csv(args.out_dir / "register_pairs_summary.csv", index=False)
@@ -299,8 +401,17 @@ def main() -> None:
         print(rows.drop(columns=["set"]).round(4).to_string(index=False))
         print()
         print(table.round(4).to_string(index=False))
+    if args.reference:
+        reference = f"nir-default@{args.reference}"
+        versus = paired(rows, reference)
+        versus.to_csv(args.out_dir / "register_pairs_paired.csv", index=False)
+        (args.out_dir / "register_pairs_paired.md").write_text(paired_markdown(versus,
+                                                                               reference))
+        with pd.option_context("display.width", 200, "display.max_columns", 30):
+            print()
+            print(versus.round(4).to_string(index=False))
     if args.figure:
-        figure(table, args.figure)
+        figure(table, args.figure, args.syn_dice)
 
 
 if __name__ == "__main__":

@@ -30,10 +30,10 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 # "paper" is the paper's NIR on the continuous field; README "The paper's preset" gives the
 # source of each value (the paper where it states one, otherwise what was chosen and why).
 PRESETS: dict[str, dict[str, Any]] = {
-    "fast": {"coarse_iterations": 60, "iterations": 100, "fine_lattice_mm": 4.0},
+    "fast": {"coarse_iterations": 60, "iterations": 100, "fine_batch_fraction": 0.063},
     "default": {},
-    "accurate": {"fine_lattice_mm": 2.5, "iterations": 300},
-    "paper": {"field": "continuous", "mode": "displacement", "sampler": "hybrid",
+    "accurate": {"fine_lattice_mm": 1.5, "iterations": 300},
+    "paper": {"field": "continuous", "mode": "displacement", "sampler": "hybrid", "lr": 1e-2,
               "fine_sampler": "minipatch", "fine_encoding": "fourier",
               "coarse_iterations": 200, "iterations": 200, "downsize_spacing_mm": 4.0,
               "patches": 4, "patch_size": 32, "coarse_ncc_window": 9, "ncc_window": 9,
@@ -71,7 +71,7 @@ class RegistrationParams:
     output_scale: float = 0.1  # network output x this = displacement/velocity, field units
     lattice_mm: float = 8.0  # NF1 is evaluated on a lattice of nodes this far apart, mm,
     #                          and read between them trilinearly
-    fine_lattice_mm: float = 3.0  # the same for the hybrid NF2, mm
+    fine_lattice_mm: float = 2.0  # the same for the hybrid NF2, mm
     ode_method: str = "midpoint"  # torchdiffeq fixed-step solver (velocity mode); a lattice
     #                               field integrates at its nodes, a continuous one per point
     ode_steps: int = 1  # solver steps over t in [0, 1] (velocity mode)
@@ -87,7 +87,7 @@ class RegistrationParams:
     fine_sampler: str = "downsize"  # hybrid phase 2 sampler: any of FINE_SAMPLERS
     fine_spacing_mm: float = 2.0  # strided-grid step of a downsize phase 2, mm
     fine_blur: float = 0.0  # phase 2 images: Gaussian sigma = this x its step (0: none)
-    fine_batch_fraction: float = 0.5  # a downsize phase 2 batch is a random sub-box holding
+    fine_batch_fraction: float = 0.15  # a downsize phase 2 batch is a random sub-box holding
     #                                   this fraction of the grid; NF2 is evaluated there only
     crop_margin_mm: float = 6.0  # samples lie in the fixed foreground's box plus this margin
     patches: int = 6  # mini-patches per iteration, centred on the fixed foreground
@@ -100,8 +100,8 @@ class RegistrationParams:
     ncc_window: int = 9  # phase 2 (or single-phase) local NCC window side, in samples (odd)
     folding_weight: float = 10.0  # x mean ReLU(-det J) over the lattice
     volume_weight: float = 0.0  # x mean |1 - det J| over the lattice
-    smoothness_weight: float = 0.4  # x mean ||grad u||^2 over the lattice (diffusion)
-    lr: float = 1e-2  # Adam learning rate
+    smoothness_weight: float = 0.3  # x mean ||grad u||^2 over the lattice (diffusion)
+    lr: float = 3e-2  # Adam learning rate
     lr_final_ratio: float = 0.1  # exponential decay to lr x this at the last iteration
     plateau_patience: int = 0  # stop after this many iterations without improvement (0: off)
     plateau_tolerance: float = 1e-4  # improvement of the smoothed loss that counts
