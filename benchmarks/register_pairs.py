@@ -335,10 +335,14 @@ def figure(table: pd.DataFrame, path: Path, syn_dice: float | None = None) -> No
                     if row["method"] == "ants-syn" else "left")
     if syn_dice is not None:
         ax.axhline(syn_dice, color="grey", ls="--", lw=0.8)
-        ax.annotate(f"ants-syn, earlier run ({syn_dice:.3f})", (0.02, syn_dice),
+        ax.annotate(f"ants-syn, earlier run ({syn_dice:.3f})", (0.98, syn_dice),
                     xycoords=("axes fraction", "data"), textcoords="offset points",
-                    xytext=(0, -9), fontsize=7, color="grey")
+                    xytext=(0, -9), fontsize=7, color="grey", ha="right")
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xticks([t for t in (5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+                   if part[columns].min().min() / 2 <= t <= part[columns].max().max() * 2])
     ax.set_xlabel("seconds per pair (whole command), log scale")
     ax.set_ylabel("mean Dice, main aseg structures")
     ax.set_title(f"{int(part['n'].max())} real 1 mm pairs, 2-core CPU; affine only: Dice "
