@@ -255,24 +255,30 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def _markdown_table(head: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table of ``head`` over ``rows`` of cells."""
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return "\n".join(lines) + "\n"
+
+
 def markdown(table: pd.DataFrame) -> str:
     """The summary as a Markdown table (the README's engine table)."""
     threads = sorted(int(c[2:-1]) for c in table.columns if c.startswith("s_"))
     head = ["pairs", "method", "n", "Dice before → after", "HD95 mm", "% det J ≤ 0", "SDlogJ",
             *[f"s, {t} thread{'s' if t > 1 else ''}" for t in threads], "× SyN time",
             "peak MB"]
-    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    rows = []
     for _, row in table.iterrows():
-        cells = [row["pairs"], row["method"], f"{int(row['n'])}",
-                 f"{row['dice_before']:.3f} → {row['dice_after']:.3f}",
-                 f"{row['hd95_after']:.2f}", f"{row['folded_pct']:.4f}",
-                 f"{row['sdlogj']:.3f}",
-                 *["–" if pd.isna(row.get(f"s_{t}t")) else f"{row[f's_{t}t']:.0f}"
-                   for t in threads],
-                 "–" if pd.isna(row["syn_time_ratio"]) else f"{row['syn_time_ratio']:.3f}",
-                 f"{row['peak_mb']:.0f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        rows.append([row["pairs"], row["method"], f"{int(row['n'])}",
+                     f"{row['dice_before']:.3f} → {row['dice_after']:.3f}",
+                     f"{row['hd95_after']:.2f}", f"{row['folded_pct']:.4f}",
+                     f"{row['sdlogj']:.3f}",
+                     *["–" if pd.isna(row.get(f"s_{t}t")) else f"{row[f's_{t}t']:.0f}"
+                       for t in threads],
+                     "–" if pd.isna(row["syn_time_ratio"]) else f"{row['syn_time_ratio']:.3f}",
+                     f"{row['peak_mb']:.0f}"])
+    return _markdown_table(head, rows)
 
 
 def paired(rows: pd.DataFrame, reference: str) -> pd.DataFrame:
@@ -297,14 +303,12 @@ def paired_markdown(table: pd.DataFrame, reference: str) -> str:
     """The paired comparison as a Markdown table."""
     head = ["method", "held-out pairs", "mean Dice", f"Δ vs {reference}, mean",
             "Δ, smallest", "pairs with Δ ≥ 0", "max % det J ≤ 0", "max SDlogJ", "s"]
-    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    for _, row in table.iterrows():
-        lines.append("| " + " | ".join([
-            row["method"], f"{int(row['pairs'])}", f"{row['dice']:.4f}",
-            f"{row['delta_mean']:+.4f}", f"{row['delta_min']:+.4f}",
-            f"{int(row['at_or_above'])} of {int(row['pairs'])}", f"{row['folded_max']:.4f}",
-            f"{row['sdlogj_max']:.3f}", f"{row['seconds']:.1f}"]) + " |")
-    return "\n".join(lines) + "\n"
+    return _markdown_table(head, [
+        [row["method"], f"{int(row['pairs'])}", f"{row['dice']:.4f}",
+         f"{row['delta_mean']:+.4f}", f"{row['delta_min']:+.4f}",
+         f"{int(row['at_or_above'])} of {int(row['pairs'])}", f"{row['folded_max']:.4f}",
+         f"{row['sdlogj_max']:.3f}", f"{row['seconds']:.1f}"]
+        for _, row in table.iterrows()])
 
 
 def figure(table: pd.DataFrame, path: Path, syn_dice: float | None = None) -> None:
