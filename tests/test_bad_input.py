@@ -90,7 +90,14 @@ def test_bad_parameter_file(good, tmp_path, capsys) -> None:
 @pytest.mark.parametrize("line,problem", [
     ("lr_final_ratio: -0.5", "lr_final_ratio must be in (0, 1]"),
     ("fourier_sigma: 0.0", "fourier_sigma and fine_fourier_sigma must be > 0"),
-    ("folding_weight: -1.0", "folding_weight, volume_weight and smoothness_weight must be >= 0"),
+    ("folding_weight: -1.0", "folding_weight, volume_weight, smoothness_weight and "
+                             "refine_smoothness_weight must be >= 0"),
+    ("refine_smoothness_weight: -0.1", "refine_smoothness_weight must be >= 0"),
+    ("refine_iterations: -1", "refine_iterations must be >= 0"),
+    ("refine_ncc_window: 10", "refine_ncc_window must be odd"),
+    ("refine_batch_fraction: 0.0", "refine_batch_fraction must be in (0, 1]"),
+    ("refine_lattice_mm: 0.0", "refine_spacing_mm and refine_lattice_mm must be > 0"),
+    ("refine_iterations: 10\nsampler: downsize", "needs sampler: hybrid and field: lattice"),
     ("output_scale: .nan", "output_scale must be > 0"),
     ("random_points: 0", "random_points must be >= 1"),
 ])

@@ -143,6 +143,39 @@ def test_hybrid_with_minipatch_fine_phase_recovers_the_deformation(mode, batches
     assert (detj[inside] <= 0).sum() == 0
 
 
+REFINE = {"coarse_iterations": 60, "iterations": 40, "downsize_spacing_mm": 4.0,
+          "fourier_sigma": 1.0, "fine_spacing_mm": 4.0, "refine_spacing_mm": 2.0,
+          "refine_batch_fraction": 0.5}
+
+
+def test_refine_phase_fits_nf3_on_its_own_finer_grid(batches) -> None:
+    """Phase 3 (refine_iterations) draws its batches every refine_spacing_mm, after NF2's
+    every fine_spacing_mm, and the three fields together still recover the deformation."""
+    fixed, moving, u_mm, inside = _pair()
+    result = register(fixed, moving, load_params(**REFINE, refine_iterations=40), seed=0,
+                      progress=False)
+    assert [len(result.phases[p].loss) for p in ("coarse", "fine", "refine")] == [60, 40, 40]
+    assert len(result.fields) == 3
+    steps = [{float(ax[1] - ax[0]) for ax in b.axes} for b in batches["DownsizeSampler"]]
+    assert steps[60:100] == [{2.0}] * 40 and steps[100:] == [{1.0}] * 40  # voxels of 2 mm
+    _check_recovery(result, u_mm, inside)
+
+
+def test_refine_smoothness_weight_holds_nf3_back() -> None:
+    """NF1 and NF2 are the same with or without phase 3 (same seed); NF3's change to the
+    two-phase displacement shrinks as refine_smoothness_weight grows."""
+    fixed, moving, _, inside = _pair()
+    two = register(fixed, moving, load_params(**REFINE), seed=0, progress=False).displacement
+    change = {}
+    for weight in (0.0, 1000.0):
+        three = register(fixed, moving, load_params(**REFINE, refine_iterations=40,
+                                                    refine_smoothness_weight=weight),
+                         seed=0, progress=False).displacement
+        change[weight] = float((three - two).norm(dim=-1).numpy()[inside].mean())
+    assert change[0.0] > 0.05, change  # mm: NF3 does move the warp
+    assert change[1000.0] < 0.5 * change[0.0], change
+
+
 def test_fourier_fine_field_alone_recovers_the_deformation() -> None:
     """No coarse iterations: NF2 with Fourier features (fine_fourier_sigma) does all the work."""
     fixed, moving, u_mm, inside = _pair()

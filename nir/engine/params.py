@@ -32,7 +32,7 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 PRESETS: dict[str, dict[str, Any]] = {
     "fast": {"coarse_iterations": 60, "iterations": 100, "fine_batch_fraction": 0.063},
     "default": {},
-    "accurate": {"fine_lattice_mm": 1.5, "iterations": 300},
+    "accurate": {"fine_lattice_mm": 1.5, "iterations": 300, "refine_iterations": 120},
     "paper": {"field": "continuous", "mode": "displacement", "sampler": "hybrid", "lr": 1e-2,
               "fine_sampler": "minipatch", "fine_encoding": "fourier",
               "coarse_iterations": 200, "iterations": 200, "downsize_spacing_mm": 4.0,
@@ -89,6 +89,13 @@ class RegistrationParams:
     fine_blur: float = 0.0  # phase 2 images: Gaussian sigma = this x its step (0: none)
     fine_batch_fraction: float = 0.15  # a downsize phase 2 batch is a random sub-box holding
     #                                   this fraction of the grid; NF2 is evaluated there only
+    refine_iterations: int = 0  # hybrid phase 3 (0: off): a residual field NF3, built like NF2,
+    #                             fitted on a finer downsize grid
+    refine_spacing_mm: float = 1.0  # strided-grid step of phase 3, mm
+    refine_lattice_mm: float = 2.0  # NF3's lattice step, mm
+    refine_batch_fraction: float = 0.1  # phase 3 batch: a random sub-box of this fraction
+    refine_ncc_window: int = 11  # phase 3 local NCC window side, in samples (odd)
+    refine_smoothness_weight: float = 0.6  # phase 3 diffusion weight (smoothness_weight's role)
     crop_margin_mm: float = 6.0  # samples lie in the fixed foreground's box plus this margin
     patches: int = 6  # mini-patches per iteration, centred on the fixed foreground
     patch_size: int = 16  # mini-patch side, voxels along the finest axis (same mm on others)
@@ -128,7 +135,15 @@ class RegistrationParams:
              "grid_levels and grid_features must be >= 1"),
             (self.label_interpolation in ("onehot", "nearest"),
              "label_interpolation must be onehot or nearest"),
-            (self.iterations >= 0 and self.coarse_iterations >= 0, "iterations must be >= 0"),
+            (min(self.iterations, self.coarse_iterations, self.refine_iterations) >= 0,
+             "iterations, coarse_iterations and refine_iterations must be >= 0"),
+            (self.refine_iterations == 0 or (self.sampler == "hybrid" and self.field == "lattice"),
+             "refine_iterations > 0 (phase 3) needs sampler: hybrid and field: lattice"),
+            (self.refine_spacing_mm > 0 and self.refine_lattice_mm > 0,
+             "refine_spacing_mm and refine_lattice_mm must be > 0"),
+            (0 < self.refine_batch_fraction <= 1, "refine_batch_fraction must be in (0, 1]"),
+            (self.refine_ncc_window >= 1 and self.refine_ncc_window % 2 == 1,
+             "refine_ncc_window must be odd"),
             (self.track_every >= 0, "track_every must be >= 0"),
             (self.lr > 0, "lr must be > 0"),
             (self.downsize_spacing_mm > 0 and self.fine_spacing_mm > 0,
@@ -155,8 +170,10 @@ class RegistrationParams:
             (self.plateau_patience >= 0 and self.plateau_tolerance >= 0,
              "plateau_patience and plateau_tolerance must be >= 0"),
             (self.random_points >= 1, "random_points must be >= 1"),
-            (min(self.folding_weight, self.volume_weight, self.smoothness_weight) >= 0,
-             "folding_weight, volume_weight and smoothness_weight must be >= 0"),
+            (min(self.folding_weight, self.volume_weight, self.smoothness_weight,
+                 self.refine_smoothness_weight) >= 0,
+             "folding_weight, volume_weight, smoothness_weight and refine_smoothness_weight "
+             "must be >= 0"),
             (self.ode_method in ODE_METHODS, f"ode_method must be one of {ODE_METHODS}"),
         ]
         for ok, problem in checks:

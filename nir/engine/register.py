@@ -5,14 +5,15 @@ residual field NF2 composed on its fixed side, phi = phi_1 o phi_2 (as ANTs stac
 ``field: lattice`` (:class:`~nir.engine.fields.NeuralField`) resamples the moving image once
 through phi_1 onto the fixed grid for NF2; ``field: continuous``
 (:class:`~nir.engine.continuous.ContinuousField`, the paper's NIR) evaluates NF1 at NF2's
-output in every iteration instead.
+output in every iteration instead. With ``refine_iterations`` (lattice field) a third residual
+field NF3 is fitted the same way on a finer grid after NF2: phi = phi_1 o phi_2 o phi_3.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -124,6 +125,8 @@ class _Phase:
     iterations: int
     window: int
     fraction: float = 1.0  # of the downsize grid per batch
+    smoothness: float | None = None  # diffusion weight, if not params.smoothness_weight
+    field_name: str = "NF2"  # in progress output
 
 
 def phases(params: RegistrationParams) -> list[_Phase]:
@@ -131,13 +134,20 @@ def phases(params: RegistrationParams) -> list[_Phase]:
     if params.sampler == "hybrid":
         coarse = _Phase("coarse", "downsize", params.downsize_spacing_mm, params.coarse_blur,
                         params.lattice_mm, False, params.coarse_iterations,
-                        params.coarse_ncc_window)
+                        params.coarse_ncc_window, field_name="NF1")
         fine = _Phase("fine", params.fine_sampler, params.fine_spacing_mm, params.fine_blur,
                       params.fine_lattice_mm, True, params.iterations, params.ncc_window,
                       params.fine_batch_fraction)
-        return [coarse, fine]
+        if params.refine_iterations == 0:
+            return [coarse, fine]
+        return [coarse, fine, _Phase("refine", "downsize", params.refine_spacing_mm,
+                                     params.fine_blur, params.refine_lattice_mm, True,
+                                     params.refine_iterations, params.refine_ncc_window,
+                                     params.refine_batch_fraction,
+                                     params.refine_smoothness_weight, "NF3")]
     return [_Phase("fine", params.sampler, params.downsize_spacing_mm, params.coarse_blur,
-                   params.lattice_mm, False, params.iterations, params.ncc_window)]
+                   params.lattice_mm, False, params.iterations, params.ncc_window,
+                   field_name="NF1")]
 
 
 def _fit_phase(phase: _Phase, pair: _Pair, moving: torch.Tensor, norm_from_field: torch.Tensor,
@@ -172,8 +182,9 @@ def _fit_phase(phase: _Phase, pair: _Pair, moving: torch.Tensor, norm_from_field
         low, high = pair.box_corners()
         lattice = Lattice.covering(low, high, phase.lattice_mm / pair.frame.radius_mm)
         model = NeuralField(params, lattice, generator, fine=phase.fine).to(pair.device)
-        step = LatticeStep(model, ctx, sampler, params)
-    label = f"NF{'2' if phase.fine else '1'} {phase.sampler}"
+        step = LatticeStep(model, ctx, sampler, params if phase.smoothness is None else
+                           replace(params, smoothness_weight=phase.smoothness))
+    label = f"{phase.field_name} {phase.sampler}"
     log = fit(model, sampler, step, params, phase.iterations, label, progress, monitor)
     model.requires_grad_(False)
     return model, log
