@@ -117,6 +117,7 @@ class _Phase:
     """One fitting phase: its field's lattice and encoding, its sampler and its loss."""
 
     name: str
+    field_name: str  # NF1, NF2, NF3: in progress output
     sampler: str  # downsize | minipatch | random
     spacing_mm: float  # downsize step
     blur: float  # Gaussian sigma as a fraction of the step
@@ -124,30 +125,29 @@ class _Phase:
     fine: bool  # NF2 architecture (fine_encoding, fine_hidden)
     iterations: int
     window: int
+    smoothness: float  # diffusion weight of the phase's loss
     fraction: float = 1.0  # of the downsize grid per batch
-    smoothness: float | None = None  # diffusion weight, if not params.smoothness_weight
-    field_name: str = "NF2"  # in progress output
 
 
 def phases(params: RegistrationParams) -> list[_Phase]:
     """The phases ``params`` asks for, in fitting order."""
     if params.sampler == "hybrid":
-        coarse = _Phase("coarse", "downsize", params.downsize_spacing_mm, params.coarse_blur,
-                        params.lattice_mm, False, params.coarse_iterations,
-                        params.coarse_ncc_window, field_name="NF1")
-        fine = _Phase("fine", params.fine_sampler, params.fine_spacing_mm, params.fine_blur,
-                      params.fine_lattice_mm, True, params.iterations, params.ncc_window,
-                      params.fine_batch_fraction)
+        coarse = _Phase("coarse", "NF1", "downsize", params.downsize_spacing_mm,
+                        params.coarse_blur, params.lattice_mm, False, params.coarse_iterations,
+                        params.coarse_ncc_window, params.smoothness_weight)
+        fine = _Phase("fine", "NF2", params.fine_sampler, params.fine_spacing_mm,
+                      params.fine_blur, params.fine_lattice_mm, True, params.iterations,
+                      params.ncc_window, params.smoothness_weight, params.fine_batch_fraction)
         if params.refine_iterations == 0:
             return [coarse, fine]
-        return [coarse, fine, _Phase("refine", "downsize", params.refine_spacing_mm,
+        return [coarse, fine, _Phase("refine", "NF3", "downsize", params.refine_spacing_mm,
                                      params.fine_blur, params.refine_lattice_mm, True,
                                      params.refine_iterations, params.refine_ncc_window,
-                                     params.refine_batch_fraction,
-                                     params.refine_smoothness_weight, "NF3")]
-    return [_Phase("fine", params.sampler, params.downsize_spacing_mm, params.coarse_blur,
+                                     params.refine_smoothness_weight,
+                                     params.refine_batch_fraction)]
+    return [_Phase("fine", "NF1", params.sampler, params.downsize_spacing_mm, params.coarse_blur,
                    params.lattice_mm, False, params.iterations, params.ncc_window,
-                   field_name="NF1")]
+                   params.smoothness_weight)]
 
 
 def _fit_phase(phase: _Phase, pair: _Pair, moving: torch.Tensor, norm_from_field: torch.Tensor,
@@ -182,7 +182,7 @@ def _fit_phase(phase: _Phase, pair: _Pair, moving: torch.Tensor, norm_from_field
         low, high = pair.box_corners()
         lattice = Lattice.covering(low, high, phase.lattice_mm / pair.frame.radius_mm)
         model = NeuralField(params, lattice, generator, fine=phase.fine).to(pair.device)
-        step = LatticeStep(model, ctx, sampler, params if phase.smoothness is None else
+        step = LatticeStep(model, ctx, sampler,
                            replace(params, smoothness_weight=phase.smoothness))
     label = f"{phase.field_name} {phase.sampler}"
     log = fit(model, sampler, step, params, phase.iterations, label, progress, monitor)
