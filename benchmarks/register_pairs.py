@@ -42,6 +42,7 @@ import pandas as pd
 
 from nir.evaluation.labels import DEFAULT_STRUCTURES
 from nir.evaluation.metrics import hd95_per_label, sdlogj
+from nir.markdown import markdown_table
 from nir.spatial.io import load_labels, load_volume
 from nir.spatial.overlap import dice_per_label, folding_percent, mean_dice, mean_finite
 from nir.summary import versions
@@ -257,9 +258,7 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
 
 def _markdown_table(head: list[str], rows: list[list[str]]) -> str:
     """A Markdown table of ``head`` over ``rows`` of cells."""
-    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
-    return "\n".join(lines) + "\n"
+    return "\n".join(markdown_table(head, rows)) + "\n"
 
 
 def markdown(table: pd.DataFrame) -> str:

@@ -23,6 +23,7 @@ from nir.evaluation.tables import (
     stats_table,
     summary_table,
 )
+from nir.markdown import markdown_table
 
 # aspect -> (summary metrics, later ones breaking ties of earlier ones; True if higher is better)
 ASPECTS: dict[str, tuple[tuple[str, ...], bool]] = {
@@ -109,10 +110,8 @@ def _cells(row: pd.Series, pm: str) -> list[str]:
 
 def ranking_markdown(table: pd.DataFrame) -> str:
     """The ranking as a GitHub Markdown table."""
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join([row["method"], *_cells(row, " ± ")]) + " |"
-              for _, row in table.iterrows()]
-    return "\n".join(lines) + "\n"
+    rows = [[row["method"], *_cells(row, " ± ")] for _, row in table.iterrows()]
+    return "\n".join(markdown_table(HEADER, rows)) + "\n"
 
 
 def ranking_latex(table: pd.DataFrame) -> str:

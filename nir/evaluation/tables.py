@@ -21,6 +21,7 @@ from nir.errors import NirInputError
 from nir.evaluation.columns import AFFINE, COLUMNS, PAIR_LABEL, PAIR_METRICS
 from nir.evaluation.label_table import LabelTable
 from nir.evaluation.labels import label_name, merged_name
+from nir.markdown import markdown_table
 from nir.spatial.io import write_csv, write_text
 
 DSC30_FRACTION = 0.3
@@ -259,12 +260,9 @@ def _cell(summary_row: pd.Series, metric: str, pm: str) -> str:
 def summary_markdown(summary: pd.DataFrame) -> str:
     """The summary as a GitHub Markdown table (mean ± sd over pairs)."""
     header = ["method", "stage", "n", *(DISPLAY[m][0] for m in DISPLAY)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for _, row in summary.iterrows():
-        cells = [row["method"], row["stage"], str(row["n_pairs"])]
-        cells += [_cell(row, m, " ± ") for m in DISPLAY]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    rows = [[row["method"], row["stage"], str(row["n_pairs"]),
+             *(_cell(row, m, " ± ") for m in DISPLAY)] for _, row in summary.iterrows()]
+    return "\n".join(markdown_table(header, rows)) + "\n"
 
 
 def _tex_escape(text: str) -> str:

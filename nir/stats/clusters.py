@@ -21,6 +21,7 @@ import pandas as pd
 from scipy import ndimage
 
 from nir.evaluation.labels import label_name
+from nir.markdown import markdown_table
 from nir.spatial.io import load_labels, load_volume, write_csv, write_text
 from nir.stats.tbm import map_paths
 from nir.stats.volumes import voxel_volume
@@ -106,19 +107,15 @@ def cluster_markdown(table: pd.DataFrame, caption: str) -> str:
     header = ["cluster", "direction", "voxels", "mm³", "peak t", "peak TFCE", "p (corr.)",
               "effect at peak", "template x, y, z (mm)", "MNI x, y, z (mm)", "structure at peak",
               "structures"]
-    lines = [caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in table.itertuples(index=False):
-        cells = [str(row.cluster), row.direction, str(row.voxels), f"{row.volume_mm3:g}",
-                 f"{row.peak_t:.2f}",
-                 "–" if pd.isna(row.peak_tfce) else f"{row.peak_tfce:g}",
-                 f"{row.p_corrected:.3g}", f"{row.peak_effect_percent:+.1f} %",
-                 f"{row.x_mm:g}, {row.y_mm:g}, {row.z_mm:g}",
-                 f"{row.mni_x:g}, {row.mni_y:g}, {row.mni_z:g}", row.structure, row.structures]
-        lines.append("| " + " | ".join(cells) + " |")
+    rows = [[str(row.cluster), row.direction, str(row.voxels), f"{row.volume_mm3:g}",
+             f"{row.peak_t:.2f}", "–" if pd.isna(row.peak_tfce) else f"{row.peak_tfce:g}",
+             f"{row.p_corrected:.3g}", f"{row.peak_effect_percent:+.1f} %",
+             f"{row.x_mm:g}, {row.y_mm:g}, {row.z_mm:g}",
+             f"{row.mni_x:g}, {row.mni_y:g}, {row.mni_z:g}", row.structure, row.structures]
+            for row in table.itertuples(index=False)]
     if table.empty:
-        lines.append("| " + " | ".join(["no significant cluster"] + [""] * (len(header) - 1))
-                     + " |")
-    return "\n".join(lines) + "\n"
+        rows = [["no significant cluster"] + [""] * (len(header) - 1)]
+    return "\n".join([caption, "", *markdown_table(header, rows)]) + "\n"
 
 
 def write_clusters(maps: Sequence[str | Path], summary: str | Path, labels: str | Path,

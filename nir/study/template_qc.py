@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from nir.evaluation.outline_panel import outline_panel
+from nir.markdown import markdown_table
 from nir.spatial.io import Volume, check_grid, load_labels, load_volume, write_csv, write_text
 from nir.spatial.overlap import dice_per_label, mean_dice
 from nir.study.template import foreground, scored_labels
@@ -125,12 +126,11 @@ def qc_table(reference: Reference, ids: Sequence[str], warped: Sequence[str | Pa
 def qc_markdown(table: pd.DataFrame, excluded: Mapping[str, str] | None = None) -> str:
     """The QC table as Markdown, with the outlier rule and the subjects the config excluded."""
     header = ["subject", "Dice", "Dice z", "NCC", "NCC z", "outlier"]
+    rows = [[row.subject, _number(row.dice), _number(row.dice_z, "+.1f"), _number(row.ncc),
+             _number(row.ncc_z, "+.1f"), f"**yes** ({row.flagged_by})" if row.outlier else ""]
+            for row in table.itertuples(index=False)]
     lines = ["Registration of each subject onto the final template (last round); " + RULE + ".",
-             "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in table.itertuples(index=False):
-        cells = [row.subject, _number(row.dice), _number(row.dice_z, "+.1f"), _number(row.ncc),
-                 _number(row.ncc_z, "+.1f"), f"**yes** ({row.flagged_by})" if row.outlier else ""]
-        lines.append("| " + " | ".join(cells) + " |")
+             "", *markdown_table(header, rows)]
     if excluded:
         lines += ["", "Excluded by the config (`exclude`), not part of the template or the "
                       "statistics:", ""]
