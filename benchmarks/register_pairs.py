@@ -381,6 +381,9 @@ def main() -> None:
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                         help="further arguments for nir register, e.g. --config p.yaml")
     args = parser.parse_args()
+    if args.syn and args.syn_dice is not None:
+        parser.error("--syn-dice goes with --no-syn: a run that measures SyN plots SyN's own "
+                     "result")
     if not COHORT.exists():
         sys.exit(f"real data absent: {COHORT}")
     if args.device.startswith("cuda"):

@@ -1,8 +1,11 @@
-"""The benchmark's tables: the paired comparison with a reference revision and the subsets."""
+"""The benchmark's tables (the paired comparison with a reference revision, the subsets)
+and its argument checks."""
 
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -64,3 +67,11 @@ def test_cohort_pairs_are_every_ordered_pair(bench, tmp_path, monkeypatch) -> No
     pairs = bench.cohort_pairs()
     assert len(pairs) == 6 and len(set(pairs)) == 6
     assert "sub-02:sub-01" in pairs and "sub-01:sub-01" not in pairs
+
+
+def test_syn_dice_beside_a_syn_run_is_refused() -> None:
+    """An earlier run's SyN line next to this run's SyN would draw SyN twice, maybe apart."""
+    done = subprocess.run([sys.executable, str(SCRIPT), "--syn-dice", "0.78"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "--syn-dice goes with --no-syn" in done.stderr
