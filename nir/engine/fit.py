@@ -26,6 +26,7 @@ from nir.engine.samplers._base import Batch
 from nir.spatial.geometry import transform_points
 
 REGION_MARGIN_NODES = 2  # lattice nodes around a grid batch over which its field is evaluated
+FUSED_ADAM_DEVICES = ("cpu", "cuda")  # where torch's fused Adam kernel runs
 
 
 class FitDivergedError(RuntimeError):
@@ -168,7 +169,10 @@ def fit(model: torch.nn.Module, sampler: object, step: Step, params: Registratio
     trainable = [p for p in model.parameters() if p.requires_grad]
     if iterations == 0 or not trainable:
         return log
-    optimiser = torch.optim.Adam(trainable, lr=params.lr)
+    # the fused kernel: one pass over every parameter per step (the CPU default loops over
+    # tensors op by op, which cost a tenth of a fit with NF2's feature grids)
+    optimiser = torch.optim.Adam(trainable, lr=params.lr,
+                                 fused=trainable[0].device.type in FUSED_ADAM_DEVICES)
     gamma = params.lr_final_ratio ** (1.0 / iterations)
     schedule = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma)
     best, since_best, smooth = float("inf"), 0, None
