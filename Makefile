@@ -61,7 +61,9 @@ demo-tbm: setup
 
 test: setup
 	$(BIN)/ruff check nir tests benchmarks workflow/scripts
-	$(BIN)/pytest -q
+	# one pytest worker per core; a module's tests stay on one worker, so its fixtures (a
+	# whole workflow run, say) are built once
+	$(BIN)/pytest -q -n $(CORES) --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check nir tests benchmarks workflow/scripts
