@@ -59,10 +59,10 @@ demo-tbm: setup
 	$(BIN)/snakemake --snakefile workflow/Snakefile --cores $(CORES) --configfile config/tbm.yaml \
 		--report results-tbm/report.html
 
+# one pytest worker per core; a module's tests stay on one worker, so its fixtures (a whole
+# workflow run, say) are built once
 test: setup
 	$(BIN)/ruff check nir tests benchmarks workflow/scripts
-	# one pytest worker per core; a module's tests stay on one worker, so its fixtures (a
-	# whole workflow run, say) are built once
 	$(BIN)/pytest -q -n $(CORES) --dist loadfile
 
 lint: setup
