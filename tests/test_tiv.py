@@ -14,7 +14,14 @@ from scipy import ndimage
 from nir.errors import NirInputError
 from nir.spatial.io import save_volume
 from nir.stats.tbm import voxelwise_tbm
-from nir.stats.volumes import mask_volume_ml, native_volumes, read_tiv, structure_tests, tiv_table
+from nir.stats.volumes import (
+    design_with_tiv,
+    mask_volume_ml,
+    native_volumes,
+    read_tiv,
+    structure_tests,
+    tiv_table,
+)
 from nir.study.design import computed_covariates, read_design
 
 IDS = [f"sub-{i:02d}" for i in range(1, 13)]
@@ -125,8 +132,9 @@ def test_a_head_size_difference_vanishes_with_the_tiv_covariate(tmp_path: Path) 
     tiv_table(masks, IDS).to_csv(tiv_path, index=False)
     table = _table(tmp_path)
     plain = read_design(table, IDS, covariates=["age"])
-    adjusted = read_design(table, IDS, covariates=["age", "tiv"], computable=("tiv",),
-                           computed={"tiv": read_tiv(tiv_path)})
+    adjusted = design_with_tiv(table, IDS, {"covariates": ["age", "tiv"],
+                                            "computable": ("tiv",)}, tiv_path)
+    assert np.allclose(adjusted.covariates["tiv"], list(read_tiv(tiv_path).values()))
     keep = {2: "Left-Cerebral-White-Matter", 17: "Left-Hippocampus", 53: "Right-Hippocampus"}
     volumes = native_volumes(labels, plain, keep)
     without, with_tiv = (structure_tests(volumes, d).set_index("structure")

@@ -9,8 +9,9 @@ the subject's native brain mask times its voxel volume.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,7 @@ import pandas as pd
 from nir.evaluation.labels import ASEG_STRUCTURES
 from nir.spatial.io import load_labels, load_volume
 from nir.stats.glm import cohens_d, fdr, fit_contrast
-from nir.study.design import Design
+from nir.study.design import Design, read_design
 
 
 def voxel_volume(affine: np.ndarray) -> float:
@@ -42,6 +43,15 @@ def read_tiv(path: str | Path) -> dict[str, float]:
     """The TIV per subject from a table written from :func:`tiv_table`."""
     table = pd.read_csv(path, dtype={"subject": str})
     return dict(zip(table["subject"], table["tiv_ml"].astype(float), strict=True))
+
+
+def design_with_tiv(table: str | Path, subjects: Sequence[str], settings: Mapping[str, Any],
+                    tiv: str | Path | None = None) -> Design:
+    """The design of ``subjects`` from ``table`` (:func:`~nir.study.design.read_design` with
+    the keyword ``settings``), with the TIV of the table ``tiv`` when the workflow computed
+    it."""
+    computed = {"tiv": read_tiv(tiv)} if tiv else None
+    return read_design(table, subjects, **settings, computed=computed)
 
 
 def structures(labels: np.ndarray) -> dict[int, str]:

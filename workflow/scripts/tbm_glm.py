@@ -4,15 +4,13 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 from nir.stats.tbm import voxelwise_tbm, write_tbm
-from nir.stats.volumes import read_tiv
-from nir.study.design import read_design
+from nir.stats.volumes import design_with_tiv
 
 sm = snakemake  # noqa: F821 (injected by Snakemake's script directive)
 with open(sm.log[0], "w") as log, redirect_stdout(log), redirect_stderr(log):
-    tiv = getattr(sm.input, "tiv", None)  # an input when the workflow computes the TIV
-    computed = {"tiv": read_tiv(tiv)} if tiv else None
-    design = read_design(sm.input.table, sm.params.subjects, **sm.params.design,
-                         computed=computed)
+    # tiv: an input when the workflow computes the TIV
+    design = design_with_tiv(sm.input.table, sm.params.subjects, sm.params.design,
+                             getattr(sm.input, "tiv", None))
     result = voxelwise_tbm(sm.input.jacobians, sm.input.mask, design, sm.params.fwhm_mm,
                            sm.params.q, sm.params.correction, sm.params.permutations,
                            sm.params.variance_fwhm_mm, sm.params.seed)

@@ -5,15 +5,18 @@ from contextlib import redirect_stderr, redirect_stdout
 import pandas as pd
 
 from nir.spatial.io import write_csv
-from nir.stats.volumes import jacobian_volumes, native_volumes, read_tiv, structure_tests
-from nir.study.design import read_design
+from nir.stats.volumes import (
+    design_with_tiv,
+    jacobian_volumes,
+    native_volumes,
+    structure_tests,
+)
 
 sm = snakemake  # noqa: F821 (injected by Snakemake's script directive)
 with open(sm.log[0], "w") as log, redirect_stdout(log), redirect_stderr(log):
-    tiv = getattr(sm.input, "tiv", None)  # an input when the workflow computes the TIV
-    computed = {"tiv": read_tiv(tiv)} if tiv else None
-    design = read_design(sm.input.table, sm.params.subjects, **sm.params.design,
-                         computed=computed)
+    # tiv: an input when the workflow computes the TIV
+    design = design_with_tiv(sm.input.table, sm.params.subjects, sm.params.design,
+                             getattr(sm.input, "tiv", None))
     warped = jacobian_volumes(sm.input.template_labels, sm.input.jacobians, design)
     kept = dict(zip(warped["label"], warped["structure"], strict=True))
     volumes = pd.concat([warped, native_volumes(sm.input.native, design, kept)])
