@@ -10,7 +10,7 @@ from pathlib import Path
 NIR = Path(__file__).resolve().parents[1] / "nir"
 # Lower rank = lower layer.  Modules at the package root sit by what they import.
 RANKS = {
-    "errors": 0, "device": 0, "allocator": 0, "termination": 0, "__init__": 0,
+    "errors": 0, "device": 0, "allocator": 0, "termination": 0, "markdown": 0, "__init__": 0,
     "spatial": 1, "summary": 2,
     "preprocess": 3, "engine": 3,
     "evaluation": 4, "study": 5, "stats": 6, "baselines": 7,
