@@ -345,7 +345,7 @@ def test_same_seed_same_maps_and_fdr_keeps_the_parametric_maps(tmp_path: Path) -
         voxelwise_tbm(jacobians, mask_path, design, 4.0, correction="bonferroni")
 
 
-def test_the_workflow_passes_the_tbm_correction_keys(tmp_path: Path) -> None:
+def test_the_workflow_passes_the_tbm_correction_keys(tmp_path: Path, monkeypatch) -> None:
     """The schema's defaults and bounds for the new keys, the rule's params and the script's
     call: each key reaches voxelwise_tbm (run through the script with a stand-in for the
     object Snakemake injects)."""
@@ -364,7 +364,7 @@ def test_the_workflow_passes_the_tbm_correction_keys(tmp_path: Path) -> None:
     rule = rule.split("\nrule ")[0]
     for key in ("correction", "permutations", "variance_fwhm_mm", "q", "fwhm_mm"):
         assert f'{key}=TBM["{key}"]' in rule, key
-    assert 'seed=config["seed"]' in rule
+    assert 'seed=config["seed"]' in rule and 'threads: TBM["resources"]["threads"]' in rule
 
     rng = np.random.default_rng(11)
     logj = 0.05 * _maps(rng, 4)
@@ -383,8 +383,16 @@ def test_the_workflow_passes_the_tbm_correction_keys(tmp_path: Path) -> None:
                               template=str(mask_path), table=str(table)),
         output=SimpleNamespace(summary=str(out / "tbm_summary.json"),
                                logjac=[str(out / f"s{i}_logjac.nii.gz") for i in range(4)]),
-        params=params, log=[str(tmp_path / "glm.log")])
+        params=params, log=[str(tmp_path / "glm.log")], threads=3)
+    calls = []
+
+    def recorded(*args, **kwargs):
+        calls.append(kwargs)
+        return voxelwise_tbm(*args, **kwargs)
+
+    monkeypatch.setattr("nir.stats.tbm.voxelwise_tbm", recorded)
     runpy.run_path(str(ROOT / "workflow/scripts/tbm_glm.py"), init_globals={"snakemake": stand_in})
+    assert [call["workers"] for call in calls] == [3]  # the job's threads enhance the maps
     summary = json.loads((out / "tbm_summary.json").read_text())
     assert summary["correction_method"] == "fwe" and summary["q"] == 0.2
     assert summary["permutations"] == 24  # 4! < 150: every permutation, once

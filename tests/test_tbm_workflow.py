@@ -210,14 +210,16 @@ def test_left_hippocampus_loses_volume_and_the_right_does_not(tbm_run: Path) -> 
 
 
 def _tbm_settings() -> dict:
-    """The tbm keys of config/tbm.yaml over the schema's defaults, and the run's seed."""
+    """The tbm keys of config/tbm.yaml over the schema's defaults, the run's seed, and its
+    statistics job's threads as the TFCE's processes."""
     schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
     config = yaml.safe_load(TBM_CONFIG.read_text())
     keys = ("fwhm_mm", "q", "correction", "permutations", "variance_fwhm_mm")
     settings = {k: v.get("default") for k, v in schema["properties"]["tbm"]["properties"].items()
                 if k in keys}
     settings.update({k: v for k, v in config.get("tbm", {}).items() if k in keys})
-    return {**settings, "seed": config.get("seed", 0)}
+    workers = config.get("tbm", {}).get("resources", {}).get("threads", 1)
+    return {**settings, "seed": config.get("seed", 0), "workers": workers}
 
 
 @pytest.mark.slow

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from nir.stats.permutation import freedman_lane
+from nir.stats import permutation
+from nir.stats.permutation import enhancing_processes, freedman_lane
 from nir.stats.tbm import MaskSmoother, voxelwise_tbm
 from nir.stats.tfce import Tfce
 from tests.group_maps import jacobian_cohort, two_groups
@@ -93,6 +94,27 @@ def test_tfce_permutation_p_values_match_a_refit_per_permutation() -> None:
     assert result.p_fwe.min() == pytest.approx(1 / 60)  # the planted block wins every time
 
 
+
+
+def test_tfce_in_forked_processes_gives_the_numbers_of_one(monkeypatch) -> None:
+    """workers=3 over chunks of 7 permutations (more chunks than the queue holds, the last one
+    short): the enhanced maps, null maxima and p values equal those of one process, bit for bit;
+    where processes cannot be forked, one process does the work; workers < 1 is refused."""
+    rng = np.random.default_rng(8)
+    mask = np.ones(SHAPE, bool)
+    X = two_groups(6, rng.uniform(55, 75, 12)).matrix()
+    y = _noise(rng, 12)[:, mask]
+    monkeypatch.setattr(permutation, "CHUNK_ELEMENTS", 7 * int(mask.sum()))
+    one = freedman_lane(y, X, 1, 50, seed=4, enhance=Tfce(mask))
+    three = freedman_lane(y, X, 1, 50, seed=4, enhance=Tfce(mask), workers=3)
+    for name in ("enhanced", "null_max", "p_fwe", "p_uncorrected", "statistic"):
+        assert np.array_equal(getattr(one, name), getattr(three, name)), name
+    assert len(np.unique(one.null_max)) > 40  # 50 distinct maps, not one repeated
+    assert enhancing_processes(3) == 3
+    monkeypatch.setattr(permutation.multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    assert enhancing_processes(3) == 1
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        enhancing_processes(0)
 
 
 @pytest.mark.parametrize("seed", [20, 21, 22])

@@ -27,13 +27,19 @@ model's hat matrix). With a *linear* smoothing operator the n(n+1)/2 products ``
 smoothed once, and every permutation is then a small matrix product (strategy ``"products"``).
 When those products would not fit in memory (many subjects) each permutation's variance is
 formed and smoothed directly (``"direct"``), which gives the same numbers more slowly.
+An ``enhance`` map (TFCE: many small numpy steps per map, which neither BLAS threads nor Python
+threads speed up) may run in ``workers`` forked processes, a chunk of permutations each; the
+numbers and their order are those of one process.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import multiprocessing
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -105,8 +111,8 @@ def fwe_threshold(null_max: np.ndarray, level: float = 0.05) -> float:
 def freedman_lane(y: np.ndarray, design: np.ndarray, column: int, n_permutations: int = 1000,
                   seed: int = 0, smooth: Smoother | None = None,
                   strategy: Literal["auto", "products", "direct"] = "auto",
-                  dtype: type = np.float32, enhance: Enhancer | None = None
-                  ) -> PermutationResult:
+                  dtype: type = np.float32, enhance: Enhancer | None = None,
+                  workers: int = 1) -> PermutationResult:
     """Freedman-Lane permutation test of ``design[:, column]`` for every column of ``y``.
 
     y: (n, V) outcomes (e.g. voxels), design: (n, p) full-rank design with the nuisance columns
@@ -115,7 +121,7 @@ def freedman_lane(y: np.ndarray, design: np.ndarray, column: int, n_permutations
     gives the ordinary t. ``dtype`` is the working precision of the per-permutation arithmetic
     (the fits and the smoothing are done in float64). Permutations: :func:`draw_permutations`.
     ``enhance`` (see :data:`Enhancer`) is applied to every permutation's map before the p
-    values are counted.
+    values are counted, in ``workers`` processes (:func:`enhancing_processes`).
     """
     y = np.asarray(y, dtype=np.float64)
     X = np.asarray(design, dtype=np.float64)
@@ -150,14 +156,41 @@ def freedman_lane(y: np.ndarray, design: np.ndarray, column: int, n_permutations
     else:
         raise ValueError(f"unknown strategy {strategy!r}")
     if enhance is not None:
-        stats = _enhanced(stats, enhance)
+        stats = _enhanced(stats, enhance, enhancing_processes(workers))
     return _collect(stats, permutations, df, enhance is not None)
 
 
-def _enhanced(chunks: Chunks, enhance: Enhancer) -> Chunks:
-    """Yield (first, statistic, enhanced statistic) chunks."""
-    for start, stat, _ in chunks:
-        yield start, stat, np.stack([enhance(row) for row in stat])
+def enhancing_processes(workers: int) -> int:
+    """How many processes enhance the maps: ``workers`` where processes can be forked (Linux,
+    macOS), else 1. Forked, not spawned: a spawned process re-runs the main script, which a
+    Snakemake ``script:`` does not guard."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    return workers if "fork" in multiprocessing.get_all_start_methods() else 1
+
+
+def _enhance_rows(enhance: Enhancer, stat: np.ndarray) -> np.ndarray:
+    return np.stack([enhance(row) for row in stat])
+
+
+def _enhanced(chunks: Chunks, enhance: Enhancer, workers: int = 1) -> Chunks:
+    """Yield (first, statistic, enhanced statistic) chunks, in order; with ``workers`` > 1
+    the chunks are enhanced in that many forked processes, up to two per process queued."""
+    if workers == 1:
+        for start, stat, _ in chunks:
+            yield start, stat, _enhance_rows(enhance, stat)
+        return
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        queued: deque[tuple[int, np.ndarray, Future]] = deque()
+        for start, stat, _ in chunks:
+            queued.append((start, stat, pool.submit(_enhance_rows, enhance, stat)))
+            if len(queued) > 2 * workers:
+                first, done, future = queued.popleft()
+                yield first, done, future.result()
+        while queued:
+            first, done, future = queued.popleft()
+            yield first, done, future.result()
 
 
 def _pseudo_t(effect: np.ndarray, variance: np.ndarray, scale: float) -> np.ndarray:

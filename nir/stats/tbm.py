@@ -81,14 +81,15 @@ class TbmResult:
 def voxelwise_tbm(jacobians: Sequence[str | Path], mask_path: str | Path, design: Design,
                   fwhm_mm: float = 6.0, q: float = 0.05, correction: str = "tfce",
                   permutations: int = 1000, variance_fwhm_mm: float = 12.0,
-                  seed: int = 0) -> TbmResult:
+                  seed: int = 0, workers: int = 1) -> TbmResult:
     """GLM of the smoothed log det J of every subject (in ``design`` order) on the design, at the
     voxels of the mask at least EDGE_MM inside it, testing the group column at level ``q``.
 
     ``correction="tfce"``: t is the pseudo-t (residual variance smoothed in the mask with
     ``variance_fwhm_mm``, 0 for the plain t), ``tfce`` its threshold-free cluster enhancement
     (:mod:`nir.stats.tfce`), p the uncorrected and q the FWE-corrected permutation p of the TFCE
-    (Freedman-Lane, ``permutations`` drawn with ``seed``, max |TFCE| over the mask).
+    (Freedman-Lane, ``permutations`` drawn with ``seed``, max |TFCE| over the mask; the maps
+    enhanced in ``workers`` processes).
     ``correction="fwe"``: the same without the TFCE
     (max |pseudo-t|). ``correction="fdr"``: t and p parametric, q the Benjamini-Hochberg
     adjusted p. Either way the voxels with q <= ``q`` are significant and the effect is the OLS
@@ -122,7 +123,7 @@ def voxelwise_tbm(jacobians: Sequence[str | Path], mask_path: str | Path, design
                     else None)
         enhance = tfce.Tfce(mask) if correction == "tfce" else None
         permuted = freedman_lane(y, design.matrix(), 1, permutations, seed, smoother,
-                                 enhance=enhance)
+                                 enhance=enhance, workers=workers)
         t, p, adjusted = permuted.statistic, permuted.p_uncorrected, permuted.p_fwe
         significant = adjusted <= q
         if enhance is not None:

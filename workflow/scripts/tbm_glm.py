@@ -13,7 +13,7 @@ with open(sm.log[0], "w") as log, redirect_stdout(log), redirect_stderr(log):
                              getattr(sm.input, "tiv", None))
     result = voxelwise_tbm(sm.input.jacobians, sm.input.mask, design, sm.params.fwhm_mm,
                            sm.params.q, sm.params.correction, sm.params.permutations,
-                           sm.params.variance_fwhm_mm, sm.params.seed)
+                           sm.params.variance_fwhm_mm, sm.params.seed, workers=sm.threads)
     write_tbm(result, sm.input.template, Path(sm.output.summary).parent, design.subjects,
               sm.output.logjac)
     print(result.summary)
