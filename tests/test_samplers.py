@@ -234,3 +234,14 @@ def test_plateau_patience_stops_a_converged_fit_early(tmp_path, write_nifti) -> 
     full = _summary(tmp_path, write_nifti, True, "patience0", plateau_patience=0, **budget)
     assert full["iterations_run"] == {"coarse": 40, "fine": 40}
 
+
+
+def test_summary_records_the_sample_step_each_phase_used(tmp_path, write_nifti) -> None:
+    """The *_spacing_mm settings are whole-voxel steps: on 2 mm voxels, 6.4 mm asks for 3.2
+    voxels and gets a 6 mm grid, 2.6 mm a 2 mm one; mini-patches have no step."""
+    strided = _summary(tmp_path, write_nifti, True, "strided", coarse_iterations=2, iterations=2,
+                       downsize_spacing_mm=6.4, fine_spacing_mm=2.6)
+    assert strided["sample_step_mm"] == {"coarse": [6.0, 6.0, 6.0], "fine": [2.0, 2.0, 2.0]}
+    patches = _summary(tmp_path, write_nifti, True, "patches", coarse_iterations=2, iterations=2,
+                       fine_sampler="minipatch")
+    assert patches["sample_step_mm"] == {"coarse": [4.0, 4.0, 4.0], "fine": None}

@@ -49,9 +49,11 @@ class FitContext:
 
 @dataclass
 class FitLog:
-    """Loss curve and the time spent in each part of an iteration (seconds)."""
+    """Loss curve, the time spent in each part of an iteration (seconds) and the sample
+    grid's step."""
 
     loss: list[float] = field(default_factory=list)
+    step_mm: tuple[float, float, float] | None = None  # a strided sampler's grid step per axis
     seconds: dict[str, float] = field(default_factory=lambda: {
         "sampling": 0.0, "field": 0.0, "interpolation": 0.0, "loss": 0.0, "backward": 0.0})
 

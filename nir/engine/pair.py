@@ -182,6 +182,9 @@ def register_files(fixed: str | Path, moving: str | Path, out_prefix: str | Path
         **warp_storage(result.displacement, warp_dtype),
         "loss_curve": {phase: _thin(log.loss) for phase, log in result.phases.items()},
         "iterations_run": {phase: len(log.loss) for phase, log in result.phases.items()},
+        "sample_step_mm": {phase: None if log.step_mm is None else [round(s, 4)
+                                                                   for s in log.step_mm]
+                           for phase, log in result.phases.items()},
         "versions": versions(),
     }
     if tracker is not None:

@@ -85,13 +85,14 @@ class RegistrationParams:
     #                                   axis)
     coarse_blur: float = 0.5  # phase 1 images: Gaussian sigma = this x its step (0: none)
     fine_sampler: str = "downsize"  # hybrid phase 2 sampler: any of FINE_SAMPLERS
-    fine_spacing_mm: float = 2.0  # strided-grid step of a downsize phase 2, mm
+    fine_spacing_mm: float = 2.0  # strided-grid step of a downsize phase 2, mm (whole voxels
+    #                               per axis; the summary's sample_step_mm gives the step used)
     fine_blur: float = 0.0  # phase 2 images: Gaussian sigma = this x its step (0: none)
     fine_batch_fraction: float = 0.15  # a downsize phase 2 batch is a random sub-box holding
     #                                   this fraction of the grid; NF2 is evaluated there only
     refine_iterations: int = 0  # hybrid phase 3 (0: off): a residual field NF3, built like NF2,
     #                             fitted on a finer downsize grid
-    refine_spacing_mm: float = 1.0  # strided-grid step of phase 3, mm
+    refine_spacing_mm: float = 1.0  # strided-grid step of phase 3, mm (whole voxels per axis)
     refine_lattice_mm: float = 2.0  # NF3's lattice step, mm
     refine_batch_fraction: float = 0.1  # phase 3 batch: a random sub-box of this fraction
     refine_ncc_window: int = 11  # phase 3 local NCC window side, in samples (odd)

@@ -186,6 +186,8 @@ def _fit_phase(phase: _Phase, pair: _Pair, moving: torch.Tensor, norm_from_field
                            replace(params, smoothness_weight=phase.smoothness))
     label = f"{phase.field_name} {phase.sampler}"
     log = fit(model, sampler, step, params, phase.iterations, label, progress, monitor)
+    if kind.strided:  # spacing_mm in whole voxels: the step actually used
+        log.step_mm = steps
     model.requires_grad_(False)
     return model, log
 
