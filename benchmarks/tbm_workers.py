@@ -26,12 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nir.markdown import markdown_table  # noqa: E402
-from nir.spatial.io import save_volume  # noqa: E402
 from nir.stats.tbm import voxelwise_tbm  # noqa: E402
 from nir.study.design import Design  # noqa: E402
+from tests.group_maps import jacobian_cohort, two_groups  # noqa: E402
 
-SHAPE = (80, 96, 112)
-AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
+SHAPE = (80, 96, 112)  # on group_maps' 2 mm grid
 SEMI_AXES = (34, 41, 46)  # voxels: an ellipsoid of about 0.27 million voxels, 2.1 litres
 SUBJECTS = 12
 
@@ -44,16 +43,12 @@ def synthetic_cohort(folder: Path, seed: int = 0) -> tuple[list[Path], Path, Des
     mask = sum(((g - c) / a) ** 2 for g, c, a in zip(grid, centre, SEMI_AXES, strict=True)) <= 1
     ball = sum((g - c - 10) ** 2 for g, c in zip(grid, centre, strict=True)) <= 36
     age = rng.uniform(55, 75, SUBJECTS)
-    paths = []
-    for i in range(SUBJECTS):
-        logj = 0.04 * ndimage.gaussian_filter(rng.normal(size=SHAPE), 2.0) / 0.05
-        logj += 0.002 * (age[i] - 65) + np.where(ball & (i >= SUBJECTS // 2), np.log(0.9), 0.0)
-        paths.append(save_volume(np.exp(logj), AFFINE, folder / f"s{i}_jacobian.nii.gz"))
-    mask_path = save_volume(mask.astype(np.uint8), AFFINE, folder / "mask.nii.gz")
-    design = Design(tuple(f"s{i}" for i in range(SUBJECTS)),
-                    tuple("a" if i < SUBJECTS // 2 else "b" for i in range(SUBJECTS)),
-                    ("a", "b"), {"age": age})
-    return paths, mask_path, design
+    logj = np.stack([0.04 * ndimage.gaussian_filter(rng.normal(size=SHAPE), 2.0) / 0.05
+                     + 0.002 * (age[i] - 65)
+                     + np.where(ball & (i >= SUBJECTS // 2), np.log(0.9), 0.0)
+                     for i in range(SUBJECTS)])
+    paths, mask_path = jacobian_cohort(folder, logj, mask)
+    return paths, mask_path, two_groups(SUBJECTS // 2, age)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -235,7 +235,6 @@ def test_plateau_patience_stops_a_converged_fit_early(tmp_path, write_nifti) -> 
     assert full["iterations_run"] == {"coarse": 40, "fine": 40}
 
 
-
 def test_summary_records_the_sample_step_each_phase_used(tmp_path, write_nifti) -> None:
     """The *_spacing_mm settings are whole-voxel steps: on 2 mm voxels, 6.4 mm asks for 3.2
     voxels and gets a 6 mm grid, 2.6 mm a 2 mm one; mini-patches have no step."""

@@ -173,7 +173,7 @@ def _enhance_rows(enhance: Enhancer, stat: np.ndarray) -> np.ndarray:
     return np.stack([enhance(row) for row in stat])
 
 
-def _enhanced(chunks: Chunks, enhance: Enhancer, workers: int = 1) -> Chunks:
+def _enhanced(chunks: Chunks, enhance: Enhancer, workers: int) -> Chunks:
     """Yield (first, statistic, enhanced statistic) chunks, in order; with ``workers`` > 1
     the chunks are enhanced in that many forked processes, up to two per process queued."""
     if workers == 1:
@@ -185,12 +185,15 @@ def _enhanced(chunks: Chunks, enhance: Enhancer, workers: int = 1) -> Chunks:
         queued: deque[tuple[int, np.ndarray, Future]] = deque()
         for start, stat, _ in chunks:
             queued.append((start, stat, pool.submit(_enhance_rows, enhance, stat)))
-            if len(queued) > 2 * workers:
-                first, done, future = queued.popleft()
-                yield first, done, future.result()
-        while queued:
-            first, done, future = queued.popleft()
-            yield first, done, future.result()
+            yield from _finished(queued, 2 * workers)
+        yield from _finished(queued, 0)
+
+
+def _finished(queued: deque[tuple[int, np.ndarray, Future]], keep: int) -> Chunks:
+    """Yield the oldest queued chunks, once enhanced, until ``keep`` are left."""
+    while len(queued) > keep:
+        first, stat, future = queued.popleft()
+        yield first, stat, future.result()
 
 
 def _pseudo_t(effect: np.ndarray, variance: np.ndarray, scale: float) -> np.ndarray:
