@@ -8,8 +8,26 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
 SHARED_COHORT = Path(__file__).resolve().parents[2] / "shared" / "data" / "fs-cohort"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, give each worker its share of the cores for torch and OpenMP.
+
+    Two workers with torch's default (every core each) oversubscribe the machine, and OpenMP
+    threads waiting at a barrier for a descheduled peer slow a fit several times over (a real
+    pair: 38 s alone, 210 s beside a workflow test). Subprocesses inherit OMP_NUM_THREADS;
+    ``nir ... --threads`` and Snakemake's jobs still set their own.
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
+        share = max(1, cores // workers)
+        torch.set_num_threads(share)
+        os.environ["OMP_NUM_THREADS"] = str(share)
 
 
 @pytest.fixture
