@@ -13,6 +13,13 @@ import torch
 SHARED_COHORT = Path(__file__).resolve().parents[2] / "shared" / "data" / "fs-cohort"
 
 
+def thread_share(workers: int) -> int:
+    """Threads per worker when ``workers`` share this process's cores (at least one)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+    return max(1, cores // workers)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist, give each worker its share of the cores for torch and OpenMP.
 
@@ -23,9 +30,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-            os.cpu_count() or 1)
-        share = max(1, cores // workers)
+        share = thread_share(workers)
         torch.set_num_threads(share)
         os.environ["OMP_NUM_THREADS"] = str(share)
 
