@@ -13,8 +13,12 @@ import torch
 SHARED_COHORT = Path(__file__).resolve().parents[2] / "shared" / "data" / "fs-cohort"
 
 
-def thread_share(workers: int) -> int:
-    """Threads per worker when ``workers`` share this process's cores (at least one)."""
+def worker_threads() -> int | None:
+    """Threads per pytest-xdist worker, each its share of this process's cores (at least one);
+    None when not under xdist with two or more workers."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers < 2:
+        return None
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
         os.cpu_count() or 1)
     return max(1, cores // workers)
@@ -28,9 +32,8 @@ def pytest_configure(config: pytest.Config) -> None:
     pair: 38 s alone, 210 s beside a workflow test). Subprocesses inherit OMP_NUM_THREADS;
     ``nir ... --threads`` and Snakemake's jobs still set their own.
     """
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    if workers > 1:
-        share = thread_share(workers)
+    share = worker_threads()
+    if share is not None:
         torch.set_num_threads(share)
         os.environ["OMP_NUM_THREADS"] = str(share)
 
