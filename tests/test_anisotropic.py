@@ -7,7 +7,7 @@ import torch
 
 from nir.engine.params import load_params
 from nir.engine.register import register
-from nir.engine.samplers._base import same_extent
+from nir.engine.samplers._base import same_extent, voxel_strides
 from nir.engine.samplers.minipatch import MinipatchSampler
 from nir.spatial.io import Volume
 
@@ -50,10 +50,20 @@ def test_windows_and_patches_span_the_same_mm_on_every_axis() -> None:
     assert same_extent(9, (2.0, 2.0, 3.0), odd=True) == (9, 9, 5)  # 18 x 18 x 15 mm
     assert same_extent(9, (4.0, 4.0, 4.0), odd=True) == (9, 9, 9)
     assert same_extent(16, (1.0, 1.0, 3.0), minimum=2) == (16, 16, 5)
+    # ties go to the smaller count on every axis (round() would give 5 here but 9 for 8 samples)
+    assert same_extent(9, (1.0, 1.0, 1.125), odd=True) == (9, 9, 7)
+    assert same_extent(7, (1.0, 1.0, 2.0)) == (7, 7, 3)
     fixed = torch.rand(40, 40, 12)
     sampler = MinipatchSampler(fixed, fixed > 0.5, 3, same_extent(16, SPACING, minimum=2),
                                torch.Generator().manual_seed(0))
     assert sampler.sample().fixed.shape == (3, 1, 16, 16, 5)
+
+
+def test_sample_steps_are_the_nearest_whole_voxels_with_ties_to_the_finer() -> None:
+    assert voxel_strides(4.0, (1.0, 1.0, 3.0)) == (4, 4, 1)
+    assert voxel_strides(2.5, (1.0, 1.0, 1.0)) == (2, 2, 2)
+    assert voxel_strides(3.5, (1.0, 1.0, 1.0)) == (3, 3, 3)  # round() would take 4
+    assert voxel_strides(1.0, (1.2, 2.5, 0.5)) == (1, 1, 2)
 
 
 def test_known_deformation_is_recovered_on_an_oblique_1x1x3_mm_pair() -> None:

@@ -27,7 +27,7 @@ from nir.engine.inference import FieldModel, dense_deformation, field_to_world_d
 from nir.engine.lattice import Lattice
 from nir.engine.params import RegistrationParams
 from nir.engine.samplers import sampler_class
-from nir.engine.samplers._base import SamplerSetup, same_extent
+from nir.engine.samplers._base import SamplerSetup, same_extent, voxel_strides
 from nir.engine.tracking import ConvergenceTracker, Monitor
 from nir.errors import NirInputError
 from nir.spatial.frame import FieldFrame
@@ -93,7 +93,7 @@ class _Pair:
 
     def strides(self, spacing_mm: float) -> tuple[int, int, int]:
         """Whole-voxel steps about ``spacing_mm`` apart along each axis."""
-        return tuple(max(1, round(spacing_mm / s)) for s in self.frame.spacing)  # type: ignore
+        return voxel_strides(spacing_mm, self.frame.spacing)
 
     def blurred(self, image: torch.Tensor, sigma_mm: float) -> torch.Tensor:
         return gaussian_blur(image, [sigma_mm / s for s in self.frame.spacing])

@@ -9,6 +9,7 @@ fixed voxel coordinates.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
@@ -76,10 +77,23 @@ class Sampler(Protocol):
         """The next batch."""
 
 
+def nearest_int(x: float) -> int:
+    """``x`` rounded to the nearest integer, a tie to the smaller one (``round`` would take the
+    even one: 2.5 -> 2 but 3.5 -> 4)."""
+    return math.ceil(x - 0.5)
+
+
+def voxel_strides(spacing_mm: float, voxel_mm: tuple[float, ...]) -> tuple[int, int, int]:
+    """Whole-voxel steps nearest ``spacing_mm`` along each axis (at least 1; a tie takes the
+    finer step)."""
+    return tuple(max(1, nearest_int(spacing_mm / s)) for s in voxel_mm)  # type: ignore[return-value]
+
+
 def same_extent(count: int, steps_mm: tuple[float, ...], odd: bool = False,
                 minimum: int = 1) -> tuple[int, int, int]:
     """``count`` samples along the most finely sampled axis, and as many along each other axis
-    as span the same millimetres (rounded; to an odd number with ``odd``; at least ``minimum``).
+    as span the same millimetres (the nearest count, to an odd number with ``odd``, a tie to
+    the smaller; at least ``minimum``).
 
     This keeps windows and patches cubes in mm on anisotropic scans (1x1x3 mm: a 9-sample
     window is 9 x 9 x 3 samples); on isotropic sampling it is ``count`` along every axis.
@@ -88,6 +102,6 @@ def same_extent(count: int, steps_mm: tuple[float, ...], odd: bool = False,
     out = []
     for step in steps_mm:
         n = count * finest / step
-        n = 2 * round((n - 1) / 2) + 1 if odd else round(n)
-        out.append(max(minimum, int(n)))
+        n = 2 * nearest_int((n - 1) / 2) + 1 if odd else nearest_int(n)
+        out.append(max(minimum, n))
     return tuple(out)  # type: ignore[return-value]
