@@ -50,7 +50,8 @@ def test_windows_and_patches_span_the_same_mm_on_every_axis() -> None:
     assert same_extent(9, (2.0, 2.0, 3.0), odd=True) == (9, 9, 5)  # 18 x 18 x 15 mm
     assert same_extent(9, (4.0, 4.0, 4.0), odd=True) == (9, 9, 9)
     assert same_extent(16, (1.0, 1.0, 3.0), minimum=2) == (16, 16, 5)
-    # ties go to the smaller count on every axis (round() would give 5 here but 9 for 8 samples)
+    # a tie goes to the smaller count: 8 samples of mm make a 7-sample window (round() took 9,
+    # yet 5 for 6), 3.5 samples 3 (round() took 4)
     assert same_extent(9, (1.0, 1.0, 1.125), odd=True) == (9, 9, 7)
     assert same_extent(7, (1.0, 1.0, 2.0)) == (7, 7, 3)
     fixed = torch.rand(40, 40, 12)
