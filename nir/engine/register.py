@@ -91,10 +91,6 @@ class _Pair:
         high = np.array([m[a, a] * (b.stop - 1) + m[a, 3] for a, b in enumerate(self.box)])
         return low, high
 
-    def strides(self, spacing_mm: float) -> tuple[int, int, int]:
-        """Whole-voxel steps about ``spacing_mm`` apart along each axis."""
-        return voxel_strides(spacing_mm, self.frame.spacing)
-
     def blurred(self, image: torch.Tensor, sigma_mm: float) -> torch.Tensor:
         return gaussian_blur(image, [sigma_mm / s for s in self.frame.spacing])
 
@@ -162,7 +158,7 @@ def _fit_phase(phase: _Phase, pair: _Pair, moving: torch.Tensor, norm_from_field
     kind = sampler_class(phase.sampler)
     sigma_mm, strides = 0.0, (1, 1, 1)
     if kind.strided:  # a grid every spacing_mm, on images blurred by a fraction of it
-        strides = pair.strides(phase.spacing_mm)
+        strides = voxel_strides(phase.spacing_mm, pair.frame.spacing)
     steps = tuple(st * sp for st, sp in zip(strides, pair.frame.spacing, strict=True))
     if kind.strided:
         sigma_mm = phase.blur * max(steps)
